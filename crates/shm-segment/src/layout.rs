@@ -1,0 +1,118 @@
+//! The segment header: the fixed, versioned layout at offset 0 of every segment.
+//!
+//! Everything here lives in shared memory, so it is `#[repr(C)]`, holds only plain integers
+//! (fields that change after creation are accessed through atomics made with `from_ptr`), and
+//! its size and offsets are checked at compile time. Bump [`LAYOUT_VERSION`] on any change.
+
+use std::mem::{offset_of, size_of};
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// `b"MPSEGHDR"` read as a little-endian integer: the first eight bytes of every segment.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"MPSEGHDR");
+
+/// The version of this layout (of the header and of the handshake around it).
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Bytes reserved for the header; the object's data starts here.
+pub const HEADER_LEN: usize = 1024;
+
+/// How many processes the attach table records at once.
+pub const ATTACH_SLOTS: usize = 56;
+
+/// The largest total length (header + data + growth room) a segment may declare: 1 TiB.
+pub const MAX_TOTAL_LEN: u64 = 1 << 40;
+
+/// `init_state`: the file exists but the header is not yet written.
+pub const STATE_EMPTY: u32 = 0;
+/// `init_state`: the header is written; the creator is initialising the object.
+pub const STATE_INITIALISING: u32 = 1;
+/// `init_state`: the object is initialised and may be used.
+pub const STATE_READY: u32 = 2;
+/// `init_state`: the creator's initialisation failed; the segment is being removed.
+pub const STATE_FAILED: u32 = 3;
+
+/// One entry of the attach table: a process that has the segment open.
+///
+/// `pid == 0` marks a free slot. A slot is claimed by a compare-exchange of `pid` from 0,
+/// then `start_time` is stored; it is released by clearing `start_time`, then `pid`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct AttachSlot {
+    /// Process id, or 0 for a free slot.
+    pub pid: u32,
+    /// Padding, always zero.
+    pub _pad: u32,
+    /// The process's start time (clock ticks since boot, from `/proc/PID/stat`); 0 while
+    /// the slot is being claimed or released.
+    pub start_time: u64,
+}
+
+/// The header at offset 0 of every segment.
+///
+/// Fields marked *atomic* change after creation and are only accessed through atomics;
+/// the others are written once by the creator before `magic` is published (Release) and
+/// read by openers after they load `magic` (Acquire).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct Header {
+    /// [`MAGIC`]; zero until the creator has written the rest of the header (*atomic*).
+    pub magic: u64,
+    /// [`LAYOUT_VERSION`].
+    pub version: u32,
+    /// The object kind ([`crate::ObjectKind`]).
+    pub kind: u32,
+    /// Element type fingerprint: `size_of`.
+    pub type_size: u32,
+    /// Element type fingerprint: `align_of`.
+    pub type_align: u32,
+    /// Element type fingerprint: FNV-1a hash of the type name.
+    pub type_hash: u64,
+    /// Current length of the file in bytes, header included (*atomic*; grows).
+    pub total_len: u64,
+    /// The most `total_len` may grow to; openers reserve this much address space.
+    pub max_len: u64,
+    /// Offset of the object's data: [`HEADER_LEN`].
+    pub data_offset: u32,
+    /// One of the `STATE_*` values (*atomic*; a futex word).
+    pub init_state: u32,
+    /// Bumped by every `grow` (*atomic*).
+    pub generation: u64,
+    /// The creating process's id.
+    pub creator_pid: u32,
+    /// Set when a process could not find a free attach slot (*atomic*): the table is then
+    /// incomplete and cleanup asks the kernel who maps the segment.
+    pub attach_overflow: u32,
+    /// The creating process's start time (clock ticks since boot).
+    pub creator_start: u64,
+    /// Reserved for later versions; zero.
+    pub reserved: [u64; 6],
+    /// Processes that have the segment open (*atomic* fields).
+    pub attach: [AttachSlot; ATTACH_SLOTS],
+}
+
+const _: () = {
+    assert!(size_of::<AttachSlot>() == 16);
+    assert!(size_of::<Header>() == HEADER_LEN);
+    assert!(offset_of!(Header, magic) == 0);
+    assert!(offset_of!(Header, version) == 8);
+    assert!(offset_of!(Header, kind) == 12);
+    assert!(offset_of!(Header, type_size) == 16);
+    assert!(offset_of!(Header, type_align) == 20);
+    assert!(offset_of!(Header, type_hash) == 24);
+    assert!(offset_of!(Header, total_len) == 32);
+    assert!(offset_of!(Header, max_len) == 40);
+    assert!(offset_of!(Header, data_offset) == 48);
+    assert!(offset_of!(Header, init_state) == 52);
+    assert!(offset_of!(Header, generation) == 56);
+    assert!(offset_of!(Header, creator_pid) == 64);
+    assert!(offset_of!(Header, attach_overflow) == 68);
+    assert!(offset_of!(Header, creator_start) == 72);
+    assert!(offset_of!(Header, attach) == 128);
+    // Atomic fields must be naturally aligned for `Atomic*::from_ptr`.
+    assert!(offset_of!(Header, total_len) % 8 == 0);
+    assert!(offset_of!(Header, generation) % 8 == 0);
+    assert!(offset_of!(Header, init_state) % 4 == 0);
+    // The data area is aligned for anything a shared object needs (two cache lines).
+    assert!(HEADER_LEN % 128 == 0);
+};

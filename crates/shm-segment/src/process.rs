@@ -1,0 +1,93 @@
+//! Process identity that survives pid reuse: a pid together with its start time.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::sys;
+
+/// A process, identified by its pid and its start time (clock ticks since boot, from
+/// `/proc/PID/stat`), so that a recycled pid is never mistaken for the original process.
+///
+/// # Examples
+///
+/// ```
+/// use shm_segment::ProcessId;
+/// let me = ProcessId::current();
+/// assert_eq!(me.pid, std::process::id());
+/// assert!(me.is_alive());
+/// let impostor = ProcessId { pid: me.pid, start_time: me.start_time + 1 };
+/// assert!(!impostor.is_alive());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProcessId {
+    /// The process id.
+    pub pid: u32,
+    /// Start time in clock ticks since boot; 0 when unknown.
+    pub start_time: u64,
+}
+
+/// What `/proc/PID/stat` says about a pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcStat {
+    /// One-letter state (`R`, `S`, `Z`, ...).
+    pub state: u8,
+    /// Start time in clock ticks since boot.
+    pub start_time: u64,
+}
+
+pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
+    if pid == 0 {
+        return None;
+    }
+    let text = sys::read_proc_stat(pid)?;
+    // The command name (field 2) is in parentheses and may itself contain ") ", so parse
+    // from the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = *fields.next()?.as_bytes().first()?;
+    // Field 22 (starttime) is the 20th after the state (field 3).
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some(ProcStat { state, start_time })
+}
+
+// The current process's identity, cached with the pid it belongs to (a fork changes it).
+static CURRENT: AtomicU64 = AtomicU64::new(0);
+static CURRENT_PID: AtomicU64 = AtomicU64::new(0);
+
+impl ProcessId {
+    /// The calling process.
+    pub fn current() -> Self {
+        let pid = sys::getpid();
+        if CURRENT_PID.load(Ordering::Acquire) == u64::from(pid) {
+            return ProcessId { pid, start_time: CURRENT.load(Ordering::Relaxed) };
+        }
+        let start_time = proc_stat(pid).map_or(0, |s| s.start_time);
+        CURRENT.store(start_time, Ordering::Relaxed);
+        CURRENT_PID.store(u64::from(pid), Ordering::Release);
+        ProcessId { pid, start_time }
+    }
+
+    /// The process that has `pid` now, if any.
+    pub fn of(pid: u32) -> Option<Self> {
+        proc_stat(pid).map(|s| ProcessId { pid, start_time: s.start_time })
+    }
+
+    /// Whether this very process is still running.
+    ///
+    /// A zombie (exited, not yet reaped) counts as dead: it holds no memory and no locks. A
+    /// `start_time` of 0 means "unknown" and matches any live process with this pid.
+    pub fn is_alive(&self) -> bool {
+        match proc_stat(self.pid) {
+            None => false,
+            Some(stat) if matches!(stat.state, b'Z' | b'X' | b'x') => false,
+            Some(stat) => self.start_time == 0 || stat.start_time == self.start_time,
+        }
+    }
+}
+
+impl std::fmt::Display for ProcessId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {}", self.pid)
+    }
+}

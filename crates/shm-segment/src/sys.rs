@@ -1,0 +1,267 @@
+//! Every operating-system call this crate makes, and nothing else.
+//!
+//! Linux only for now. Another platform is added by giving this module a sibling
+//! implementation with the same functions; the rest of the crate never calls the OS directly.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "shm-segment supports Linux only (memfd_create, shm_open on /dev/shm, futex, /proc). \
+     Contributions of a `sys` module for another OS are welcome."
+);
+
+use std::ffi::c_void;
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use rustix::fs::{FallocateFlags, Mode, OFlags};
+use rustix::io::FdFlags;
+use rustix::mm::{MapFlags, ProtFlags};
+
+/// Where named POSIX shared memory objects appear as files.
+pub const SHM_DIR: &str = "/dev/shm";
+
+/// The system's page size: every mapping and every segment length is a multiple of it.
+pub fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
+/// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)`.
+pub fn memfd_create(debug_name: &str) -> io::Result<OwnedFd> {
+    let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
+    rustix::fs::memfd_create(debug_name, flags).map_err(Into::into)
+}
+
+/// Forbids shrinking the memfd, so no holder can truncate it under another's mapping (which
+/// would make that mapping raise SIGBUS). Growing stays allowed.
+pub fn seal_against_shrinking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    rustix::fs::fcntl_add_seals(fd, rustix::fs::SealFlags::SHRINK).map_err(Into::into)
+}
+
+/// `shm_open("/<name>", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode)`.
+pub fn shm_create_exclusive(os_name: &str, mode: u32) -> io::Result<OwnedFd> {
+    let flags = rustix::shm::OFlags::RDWR | rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL;
+    let fd = rustix::shm::open(os_name, flags, Mode::from_raw_mode(mode))?;
+    // shm_open applies the umask; set the mode we were asked for exactly.
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+    Ok(fd)
+}
+
+/// `shm_open("/<name>", O_RDWR | O_CLOEXEC)`.
+pub fn shm_open_existing(os_name: &str, writable: bool) -> io::Result<OwnedFd> {
+    let flags = if writable { rustix::shm::OFlags::RDWR } else { rustix::shm::OFlags::RDONLY };
+    rustix::shm::open(os_name, flags, Mode::empty()).map_err(Into::into)
+}
+
+/// `shm_unlink("/<name>")`.
+pub fn shm_unlink(os_name: &str) -> io::Result<()> {
+    rustix::shm::unlink(os_name).map_err(Into::into)
+}
+
+/// Opens a file by path for reading and writing (used for `/proc/PID/fd/N`).
+pub fn open_path_rw(path: &str) -> io::Result<OwnedFd> {
+    rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).map_err(Into::into)
+}
+
+/// Reserves `len` bytes of disk (here: memory) space for the file, extending it if needed.
+///
+/// tmpfs and memfd support `fallocate`; where a filesystem does not (`EOPNOTSUPP`), the
+/// file is extended with `ftruncate` instead, which cannot report a full device early.
+pub fn allocate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
+    match rustix::fs::fallocate(fd, FallocateFlags::empty(), 0, len) {
+        Err(rustix::io::Errno::OPNOTSUPP) => {
+            let current = file_len(fd)?;
+            if current < len {
+                rustix::fs::ftruncate(fd, len)?;
+            }
+            Ok(())
+        }
+        other => other.map_err(Into::into),
+    }
+}
+
+/// Identity and size of an open file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    /// Length in bytes.
+    pub len: u64,
+    /// Device number.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Owner.
+    pub uid: u32,
+    /// Permission bits.
+    pub mode: u32,
+    /// Last status change, seconds since the epoch.
+    pub ctime: i64,
+}
+
+/// `fstat`.
+pub fn stat(fd: BorrowedFd<'_>) -> io::Result<FileStat> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok(FileStat {
+        len: u64::try_from(st.st_size).unwrap_or(0),
+        dev: st.st_dev,
+        ino: st.st_ino,
+        uid: st.st_uid,
+        mode: st.st_mode & 0o7777,
+        ctime: st.st_ctime,
+    })
+}
+
+/// The file's current length.
+pub fn file_len(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    Ok(stat(fd)?.len)
+}
+
+/// Reads up to `buf.len()` bytes at `offset`, retrying on `EINTR` and short reads.
+pub fn read_at(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match rustix::io::pread(fd, &mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(done)
+}
+
+/// Reserves `len` bytes of address space with no access and no backing memory.
+pub fn reserve(len: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: a null hint lets the kernel choose the address; nothing is overwritten.
+    let ptr = unsafe {
+        rustix::mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::empty(),
+            MapFlags::PRIVATE | MapFlags::NORESERVE,
+        )?
+    };
+    NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
+}
+
+/// Maps `len` bytes of `fd` starting at file `offset`, shared and read-write, exactly at
+/// `at`, replacing the reservation there.
+///
+/// # Safety
+///
+/// `at..at + len` must lie inside a reservation made by [`reserve`] that this process owns
+/// and that no Rust reference currently points into; `at` and `offset` must be page-aligned.
+pub unsafe fn map_fixed(at: NonNull<u8>, len: usize, fd: BorrowedFd<'_>, offset: u64) -> io::Result<()> {
+    // SAFETY: the caller guarantees the range is our own reservation, so MAP_FIXED replaces
+    // only memory we own and nothing references.
+    let ptr = unsafe {
+        rustix::mm::mmap(
+            at.as_ptr().cast::<c_void>(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED | MapFlags::FIXED,
+            fd,
+            offset,
+        )?
+    };
+    debug_assert_eq!(ptr.cast::<u8>(), at.as_ptr());
+    Ok(())
+}
+
+/// Unmaps `len` bytes at `at`.
+///
+/// # Safety
+///
+/// The range must be a mapping this process owns and that nothing will touch again.
+pub unsafe fn unmap(at: NonNull<u8>, len: usize) -> io::Result<()> {
+    // SAFETY: forwarded to the caller.
+    unsafe { rustix::mm::munmap(at.as_ptr().cast(), len).map_err(Into::into) }
+}
+
+/// The calling process's id.
+pub fn getpid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get().unsigned_abs()
+}
+
+/// Reads `/proc/PID/stat`: `None` when no such process exists.
+pub fn read_proc_stat(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
+}
+
+/// Clears `FD_CLOEXEC` on `fd`. Async-signal-safe: callable between `fork` and `exec`.
+pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: the caller keeps `fd` open for the duration of this call (it is one of the
+    // descriptors it hands to the child).
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_setfd(fd, FdFlags::empty()).map_err(Into::into)
+}
+
+/// Duplicates `fd` with `FD_CLOEXEC` set.
+pub fn dup_cloexec(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(Into::into)
+}
+
+/// Whether `fd` is an open descriptor in this process.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only queries; a closed fd number yields EBADF, never UB.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_getfd(fd).is_ok()
+}
+
+/// Blocks while `*word == expected`, for at most `timeout` (forever when `None`).
+///
+/// Returns `Ok(())` when woken (or spuriously), `Err(TimedOut)`, `Err(WouldBlock)` when the
+/// word no longer held `expected`, or `Err(Interrupted)` on a signal. Uses the shared
+/// (non-private) futex so that waiters in other processes are found.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> io::Result<()> {
+    use rustix::thread::futex;
+    let ts = timeout.map(|d| rustix::time::Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(d.subsec_nanos()),
+    });
+    futex::wait(word, futex::Flags::empty(), expected, ts.as_ref()).map_err(Into::into)
+}
+
+/// Wakes up to `count` waiters blocked on `word` in any process; returns how many woke.
+pub fn futex_wake(word: &AtomicU32, count: u32) -> usize {
+    use rustix::thread::futex;
+    // FUTEX_WAKE fails only for an invalid address, which a &AtomicU32 cannot be.
+    futex::wake(word, futex::Flags::empty(), count).unwrap_or(0)
+}
+
+/// Names of the entries of [`SHM_DIR`].
+pub fn list_shm_dir() -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(SHM_DIR)? {
+        if let Some(name) = entry?.file_name().to_str() {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// Whether any process maps the file `/dev/shm/<file_name>` (scans `/proc/*/maps`).
+///
+/// Processes whose maps cannot be read (another user's, without privilege) are counted as
+/// mapping it, so the answer errs towards "in use".
+pub fn any_process_maps(file_name: &str) -> bool {
+    let needle = format!("{SHM_DIR}/{file_name}");
+    let Ok(dir) = std::fs::read_dir("/proc") else { return true };
+    for entry in dir.flatten() {
+        let fname = entry.file_name();
+        let Some(pid) = fname.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+            Ok(maps) => {
+                if maps.lines().any(|l| l.ends_with(&needle) || l.ends_with(&format!("{needle} (deleted)"))) {
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
