@@ -3,8 +3,10 @@
 //!
 //! Named segments live as `/dev/shm/multiproc.<name>`. A segment is **stale** when its
 //! creator and every process in its attach table are dead (pid and start time, so a
-//! recycled pid does not count as alive) and no process maps it; only stale segments are
-//! collected. Descriptions are read with `pread` and never map the file, so a damaged or
+//! recycled pid does not count as alive) — and, should the attach table have overflowed, no
+//! process maps it (from `/proc/*/maps`; a process we may not inspect counts as mapping it).
+//! A file whose header was never written is stale once it is ten seconds old. Only stale
+//! segments are collected. Descriptions are read with `pread` and never map the file, so a damaged or
 //! foreign file cannot crash the reader.
 
 use std::io;
@@ -127,7 +129,9 @@ fn describe(name: &SegmentName) -> Option<SegmentInfo> {
     if got < 8 || magic == 0 {
         info.state = SegmentState::NoHeader;
         let age = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64 - stat.ctime;
-        info.stale = age >= HEADERLESS_GRACE.as_secs() as i64 && !sys::any_process_maps(&name.file_name());
+        // The creator writes the header right after creating the file; one that has not
+        // after the grace period died in between.
+        info.stale = age >= HEADERLESS_GRACE.as_secs() as i64;
         return Some(info);
     }
     let header = match Header::read_from_bytes(&buf) {
@@ -163,7 +167,10 @@ fn describe(name: &SegmentName) -> Option<SegmentInfo> {
         .filter(|p| p.start_time == 0 || p.is_alive())
         .collect();
     info.attach_overflow = header.attach_overflow != 0;
-    info.stale = !info.creator_alive && info.attached.is_empty() && !sys::any_process_maps(&name.file_name());
+    // An overflowed table does not list everyone: then ask the kernel who maps the file.
+    info.stale = !info.creator_alive
+        && info.attached.is_empty()
+        && !(info.attach_overflow && sys::any_process_maps(&name.file_name()));
     Some(info)
 }
 
@@ -197,8 +204,25 @@ pub struct GcReport {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn gc(dry_run: bool) -> io::Result<GcReport> {
+    gc_matching("", dry_run)
+}
+
+/// Like [`gc`], limited to the segments whose names start with `prefix`.
+///
+/// # Errors
+///
+/// Only when `/dev/shm` cannot be read.
+///
+/// # Examples
+///
+/// ```
+/// let report = shm_segment::catalog::gc_matching("no-such-prefix-", false)?;
+/// assert!(report.removed.is_empty() && report.kept.is_empty());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn gc_matching(prefix: &str, dry_run: bool) -> io::Result<GcReport> {
     let mut report = GcReport::default();
-    for info in list()? {
+    for info in list()?.into_iter().filter(|i| i.name.starts_with(prefix)) {
         if !info.stale {
             report.kept.push((info.name.clone(), keep_reason(&info)));
             continue;

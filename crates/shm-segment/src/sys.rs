@@ -259,8 +259,10 @@ pub fn any_process_maps(file_name: &str) -> bool {
                     return true;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(_) => return true,
+            // Another user's process we may not inspect: assume it maps the file.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return true,
+            // The process exited while we looked (ENOENT, ESRCH): it maps nothing.
+            Err(_) => {}
         }
     }
     false
