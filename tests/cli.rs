@@ -5,10 +5,15 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use shm_segment::{ObjectKind, SegmentOptions};
-use test_support::{ShmLeakCheck, Watchdog, child_builder, signal_parent, test_name, unique_name, wait_parent_line};
+use test_support::{
+    ShmLeakCheck, Watchdog, child_builder, signal_parent, test_name, unique_name, wait_parent_line,
+};
 
 fn multiproc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_multiproc")).args(args).output().expect("run multiproc")
+    Command::new(env!("CARGO_BIN_EXE_multiproc"))
+        .args(args)
+        .output()
+        .expect("run multiproc")
 }
 
 fn stdout(out: &Output) -> String {
@@ -19,18 +24,33 @@ fn stdout(out: &Output) -> String {
 fn ls_shows_a_live_segment_and_rm_removes_it() {
     let name = unique_name("cli-ls");
     let leaks = ShmLeakCheck::new(&name);
-    let seg = SegmentOptions::new(ObjectKind::QUEUE).len(10_000).create(&name).unwrap();
+    let seg = SegmentOptions::new(ObjectKind::QUEUE)
+        .len(10_000)
+        .create(&name)
+        .unwrap();
     seg.persist();
 
     let out = multiproc(&["ls"]);
     assert!(out.status.success());
-    let line = stdout(&out).lines().find(|l| l.starts_with(&name)).map(str::to_owned).expect("listed");
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .map(str::to_owned)
+        .expect("listed");
     assert!(line.contains("queue") && line.contains("alive"), "{line}");
-    assert!(line.contains(&std::process::id().to_string()), "creator pid shown: {line}");
+    assert!(
+        line.contains(&std::process::id().to_string()),
+        "creator pid shown: {line}"
+    );
 
     let out = multiproc(&["ls", "--json"]);
     let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let entry = all.as_array().unwrap().iter().find(|e| e["name"] == name.as_str()).unwrap();
+    let entry = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name.as_str())
+        .unwrap();
     assert_eq!(entry["kind"], "queue");
     assert_eq!(entry["state"], "ready");
     assert_eq!(entry["stale"], false);
@@ -38,7 +58,11 @@ fn ls_shows_a_live_segment_and_rm_removes_it() {
     assert!(entry["size"].as_u64().unwrap() >= 10_000);
 
     let out = multiproc(&["rm", &name]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!stdout(&multiproc(&["ls"])).contains(&name));
 
     let out = multiproc(&["rm", &name]);
@@ -55,11 +79,13 @@ fn ls_shows_a_live_segment_and_rm_removes_it() {
 fn gc_removes_only_the_segments_of_dead_processes() {
     let _wd = Watchdog::new(Duration::from_secs(60));
     let dead = std::env::var("DEAD_NAME").unwrap_or_else(|_| unique_name("cli-gc-dead"));
-    let mut child = child_builder(&test_name!(), "victim").env("DEAD_NAME", &dead).spawn(|| {
-        let _seg = SegmentOptions::new(ObjectKind::LOCK).create(&dead).unwrap();
-        signal_parent("created");
-        wait_parent_line();
-    });
+    let mut child = child_builder(&test_name!(), "victim")
+        .env("DEAD_NAME", &dead)
+        .spawn(|| {
+            let _seg = SegmentOptions::new(ObjectKind::LOCK).create(&dead).unwrap();
+            signal_parent("created");
+            wait_parent_line();
+        });
     let leaks_dead = ShmLeakCheck::new(&dead);
     let live = unique_name("cli-gc-live");
     let leaks_live = ShmLeakCheck::new(&live);
@@ -69,15 +95,27 @@ fn gc_removes_only_the_segments_of_dead_processes() {
     child.wait_timeout(Duration::from_secs(20)).unwrap();
 
     let listing = stdout(&multiproc(&["ls"]));
-    let line = listing.lines().find(|l| l.starts_with(&dead)).expect("dead segment listed");
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with(&dead))
+        .expect("dead segment listed");
     assert!(line.contains("stale") && line.contains("(dead)"), "{line}");
 
     // Limited to this test's names, so tests running beside it keep their segments.
     let prefix = "t-cli-gc-";
     let out = multiproc(&["gc", "--dry-run", "--json", "--prefix", prefix]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(report["removed"].as_array().unwrap().iter().any(|n| n == dead.as_str()));
-    assert!(std::path::Path::new(&format!("/dev/shm/multiproc.{dead}")).exists(), "dry run removes nothing");
+    assert!(
+        report["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == dead.as_str())
+    );
+    assert!(
+        std::path::Path::new(&format!("/dev/shm/multiproc.{dead}")).exists(),
+        "dry run removes nothing"
+    );
 
     let out = multiproc(&["gc", "--prefix", prefix]);
     assert!(out.status.success());

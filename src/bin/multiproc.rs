@@ -13,7 +13,11 @@ use shm_segment::catalog::{self, SegmentInfo, SegmentState};
 use shm_segment::{Segment, UnlinkError};
 
 #[derive(Parser)]
-#[command(name = "multiproc", version, about = "Shared-memory multiprocessing: inspect and clean up segments")]
+#[command(
+    name = "multiproc",
+    version,
+    about = "Shared-memory multiprocessing: inspect and clean up segments"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,7 +55,11 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Ls { json } => ls(json),
         Command::Rm { names } => rm(&names),
-        Command::Gc { dry_run, json, prefix } => gc(dry_run, json, &prefix),
+        Command::Gc {
+            dry_run,
+            json,
+            prefix,
+        } => gc(dry_run, json, &prefix),
     }
 }
 
@@ -61,7 +69,10 @@ fn ls(json: bool) -> ExitCode {
         Err(e) => return fail(&format!("cannot read /dev/shm: {e}")),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&infos).expect("segment info serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&infos).expect("segment info serialises")
+        );
         return ExitCode::SUCCESS;
     }
     if infos.is_empty() {
@@ -77,7 +88,11 @@ fn ls(json: bool) -> ExitCode {
         }
     }
     for r in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = r.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
         println!("{}", line.join("  ").trim_end());
     }
     ExitCode::SUCCESS
@@ -85,7 +100,9 @@ fn ls(json: bool) -> ExitCode {
 
 fn row(info: &SegmentInfo) -> [String; 6] {
     let state = match info.state {
-        SegmentState::Ready | SegmentState::Initialising | SegmentState::Failed if info.stale => "stale",
+        SegmentState::Ready | SegmentState::Initialising | SegmentState::Failed if info.stale => {
+            "stale"
+        }
         SegmentState::Ready => "alive",
         SegmentState::Initialising => "initialising",
         SegmentState::Failed => "failed",
@@ -96,13 +113,21 @@ fn row(info: &SegmentInfo) -> [String; 6] {
         SegmentState::Unreadable => "unreadable",
     };
     let creator = match info.creator {
-        Some(c) => format!("{}{}", c.pid, if info.creator_alive { "" } else { " (dead)" }),
+        Some(c) => format!(
+            "{}{}",
+            c.pid,
+            if info.creator_alive { "" } else { " (dead)" }
+        ),
         None => "-".into(),
     };
     let attached = if info.attached.is_empty() {
         "-".to_owned()
     } else {
-        info.attached.iter().map(|p| p.pid.to_string()).collect::<Vec<_>>().join(",")
+        info.attached
+            .iter()
+            .map(|p| p.pid.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     };
     [
         info.name.clone(),
@@ -122,7 +147,11 @@ fn human_size(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 fn rm(names: &[String]) -> ExitCode {
@@ -141,7 +170,11 @@ fn rm(names: &[String]) -> ExitCode {
             }
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn gc(dry_run: bool, json: bool, prefix: &str) -> ExitCode {
@@ -150,7 +183,10 @@ fn gc(dry_run: bool, json: bool, prefix: &str) -> ExitCode {
         Err(e) => return fail(&format!("cannot read /dev/shm: {e}")),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("gc report serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("gc report serialises")
+        );
         return ExitCode::SUCCESS;
     }
     let verb = if dry_run { "would remove" } else { "removed" };
@@ -160,7 +196,11 @@ fn gc(dry_run: bool, json: bool, prefix: &str) -> ExitCode {
     for (name, why) in &report.kept {
         println!("kept {name}: {why}");
     }
-    println!("{} {verb}, {} kept", report.removed.len(), report.kept.len());
+    println!(
+        "{} {verb}, {} kept",
+        report.removed.len(),
+        report.kept.len()
+    );
     ExitCode::SUCCESS
 }
 

@@ -16,7 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use zerocopy::FromBytes;
 
-use crate::layout::{HEADER_LEN, Header, LAYOUT_VERSION, MAGIC, STATE_FAILED, STATE_INITIALISING, STATE_READY};
+use crate::layout::{
+    HEADER_LEN, Header, LAYOUT_VERSION, MAGIC, STATE_FAILED, STATE_INITIALISING, STATE_READY,
+};
 use crate::{ObjectKind, ProcessId, Segment, SegmentName, UnlinkError, sys};
 
 /// A file without a header younger than this may be a segment being created right now.
@@ -121,14 +123,22 @@ fn describe(name: &SegmentName) -> Option<SegmentInfo> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
         Err(_) => return Some(info),
     };
-    let Ok(stat) = sys::stat(fd.as_fd()) else { return Some(info) };
+    let Ok(stat) = sys::stat(fd.as_fd()) else {
+        return Some(info);
+    };
     info.size = stat.len;
     let mut buf = [0u8; HEADER_LEN];
-    let Ok(got) = sys::read_at(fd.as_fd(), &mut buf, 0) else { return Some(info) };
+    let Ok(got) = sys::read_at(fd.as_fd(), &mut buf, 0) else {
+        return Some(info);
+    };
     let magic = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
     if got < 8 || magic == 0 {
         info.state = SegmentState::NoHeader;
-        let age = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64 - stat.ctime;
+        let age = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64
+            - stat.ctime;
         // The creator writes the header right after creating the file; one that has not
         // after the grace period died in between.
         info.stale = age >= HEADERLESS_GRACE.as_secs() as i64;
@@ -155,7 +165,10 @@ fn describe(name: &SegmentName) -> Option<SegmentInfo> {
         return Some(info);
     }
     info.kind = Some(ObjectKind::new(header.kind).to_string());
-    let creator = ProcessId { pid: header.creator_pid, start_time: header.creator_start };
+    let creator = ProcessId {
+        pid: header.creator_pid,
+        start_time: header.creator_start,
+    };
     info.creator = Some(creator);
     info.creator_alive = creator.is_alive();
     // A slot whose start time is still 0 is being claimed: count it as alive.
@@ -163,7 +176,10 @@ fn describe(name: &SegmentName) -> Option<SegmentInfo> {
         .attach
         .iter()
         .filter(|s| s.pid != 0)
-        .map(|s| ProcessId { pid: s.pid, start_time: s.start_time })
+        .map(|s| ProcessId {
+            pid: s.pid,
+            start_time: s.start_time,
+        })
         .filter(|p| p.start_time == 0 || p.is_alive())
         .collect();
     info.attach_overflow = header.attach_overflow != 0;
@@ -245,8 +261,12 @@ fn keep_reason(info: &SegmentInfo) -> String {
         SegmentState::OtherVersion => "made by another multiproc version".into(),
         SegmentState::Unreadable => "unreadable (permissions)".into(),
         SegmentState::NoHeader => "being created".into(),
-        _ if info.creator_alive => format!("creator {} is alive", info.creator.map_or(0, |c| c.pid)),
-        _ if !info.attached.is_empty() => format!("{} live process(es) attached", info.attached.len()),
+        _ if info.creator_alive => {
+            format!("creator {} is alive", info.creator.map_or(0, |c| c.pid))
+        }
+        _ if !info.attached.is_empty() => {
+            format!("{} live process(es) attached", info.attached.len())
+        }
         _ => "mapped by a live process".into(),
     }
 }

@@ -89,7 +89,9 @@ pub enum OpenError {
         name: String,
     },
     /// The file does not start with a multiproc header.
-    #[error("{segment} is not a multiproc segment (bad magic number); it was made by something else")]
+    #[error(
+        "{segment} is not a multiproc segment (bad magic number); it was made by something else"
+    )]
     NotASegment {
         /// Which segment.
         segment: String,

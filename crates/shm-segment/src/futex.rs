@@ -118,7 +118,11 @@ pub fn wait_until(
         }
         if wait(word, value, deadline) == WaitOutcome::TimedOut {
             let value = word.load(Ordering::Acquire);
-            return if ready(value) { Ok(value) } else { Err(TimedOut) };
+            return if ready(value) {
+                Ok(value)
+            } else {
+                Err(TimedOut)
+            };
         }
     }
 }

@@ -141,7 +141,11 @@ pub struct TypeFingerprint {
 
 impl TypeFingerprint {
     /// The fingerprint of an untyped segment.
-    pub const NONE: TypeFingerprint = TypeFingerprint { size: 0, align: 0, name_hash: 0 };
+    pub const NONE: TypeFingerprint = TypeFingerprint {
+        size: 0,
+        align: 0,
+        name_hash: 0,
+    };
 
     /// The fingerprint of `T`.
     pub fn of<T>() -> Self {
@@ -167,6 +171,10 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 
 impl fmt::Display for TypeFingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "size {} align {} name-hash {:016x}", self.size, self.align, self.name_hash)
+        write!(
+            f,
+            "size {} align {} name-hash {:016x}",
+            self.size, self.align, self.name_hash
+        )
     }
 }

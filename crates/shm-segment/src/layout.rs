@@ -110,9 +110,9 @@ const _: () = {
     assert!(offset_of!(Header, creator_start) == 72);
     assert!(offset_of!(Header, attach) == 128);
     // Atomic fields must be naturally aligned for `Atomic*::from_ptr`.
-    assert!(offset_of!(Header, total_len) % 8 == 0);
-    assert!(offset_of!(Header, generation) % 8 == 0);
-    assert!(offset_of!(Header, init_state) % 4 == 0);
+    assert!(offset_of!(Header, total_len).is_multiple_of(8));
+    assert!(offset_of!(Header, generation).is_multiple_of(8));
+    assert!(offset_of!(Header, init_state).is_multiple_of(4));
     // The data area is aligned for anything a shared object needs (two cache lines).
-    assert!(HEADER_LEN % 128 == 0);
+    assert!(HEADER_LEN.is_multiple_of(128));
 };

@@ -37,21 +37,31 @@ impl SegmentName {
         let reason = if name.is_empty() {
             Some("it is empty".to_owned())
         } else if name.len() > MAX_NAME_LEN {
-            Some(format!("it is {} bytes long; the limit is {MAX_NAME_LEN}", name.len()))
+            Some(format!(
+                "it is {} bytes long; the limit is {MAX_NAME_LEN}",
+                name.len()
+            ))
         } else {
             name.chars()
                 .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-                .map(|c| format!("it contains {c:?}; use only ASCII letters, digits, '.', '_' and '-'"))
+                .map(|c| {
+                    format!("it contains {c:?}; use only ASCII letters, digits, '.', '_' and '-'")
+                })
         };
         match reason {
-            Some(reason) => Err(InvalidName { name: name.to_owned(), reason }),
+            Some(reason) => Err(InvalidName {
+                name: name.to_owned(),
+                reason,
+            }),
             None => Ok(SegmentName(name.to_owned())),
         }
     }
 
     /// Recognises a `/dev/shm` file name of ours (`multiproc.<name>`).
     pub fn from_file_name(file_name: &str) -> Option<Self> {
-        file_name.strip_prefix(NAME_PREFIX).and_then(|n| SegmentName::new(n).ok())
+        file_name
+            .strip_prefix(NAME_PREFIX)
+            .and_then(|n| SegmentName::new(n).ok())
     }
 
     /// The name as the user gave it.

@@ -60,7 +60,10 @@ impl ProcessId {
     pub fn current() -> Self {
         let pid = sys::getpid();
         if CURRENT_PID.load(Ordering::Acquire) == u64::from(pid) {
-            return ProcessId { pid, start_time: CURRENT.load(Ordering::Relaxed) };
+            return ProcessId {
+                pid,
+                start_time: CURRENT.load(Ordering::Relaxed),
+            };
         }
         let start_time = proc_stat(pid).map_or(0, |s| s.start_time);
         CURRENT.store(start_time, Ordering::Relaxed);
@@ -70,7 +73,10 @@ impl ProcessId {
 
     /// The process that has `pid` now, if any.
     pub fn of(pid: u32) -> Option<Self> {
-        proc_stat(pid).map(|s| ProcessId { pid, start_time: s.start_time })
+        proc_stat(pid).map(|s| ProcessId {
+            pid,
+            start_time: s.start_time,
+        })
     }
 
     /// Whether this very process is still running.

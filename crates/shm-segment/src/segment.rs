@@ -11,8 +11,8 @@ use parking_lot::Mutex;
 
 use crate::error::{CreateError, CreateOrOpenError, GrowError, OpenError, UnlinkError};
 use crate::layout::{
-    ATTACH_SLOTS, HEADER_LEN, Header, LAYOUT_VERSION, MAGIC, MAX_TOTAL_LEN, STATE_EMPTY, STATE_FAILED,
-    STATE_INITIALISING, STATE_READY,
+    ATTACH_SLOTS, HEADER_LEN, Header, LAYOUT_VERSION, MAGIC, MAX_TOTAL_LEN, STATE_EMPTY,
+    STATE_FAILED, STATE_INITIALISING, STATE_READY,
 };
 use crate::{ObjectKind, ProcessId, SegmentName, TypeFingerprint, fault, futex, sys};
 
@@ -76,7 +76,11 @@ impl SegmentOptions {
     /// # let _ = anything;
     /// ```
     pub fn any() -> Self {
-        SegmentOptions { kind: None, fingerprint: None, ..SegmentOptions::new(ObjectKind::RAW) }
+        SegmentOptions {
+            kind: None,
+            fingerprint: None,
+            ..SegmentOptions::new(ObjectKind::RAW)
+        }
     }
 
     /// The element type, recorded at creation and checked when opening.
@@ -173,10 +177,17 @@ impl SegmentOptions {
     /// assert_eq!(unsafe { seg.data().as_ptr().read() }, 42);
     /// # Ok::<(), shm_segment::CreateError>(())
     /// ```
-    pub fn create_anonymous_with(&self, init: impl FnOnce(&Segment)) -> Result<Segment, CreateError> {
+    pub fn create_anonymous_with(
+        &self,
+        init: impl FnOnce(&Segment),
+    ) -> Result<Segment, CreateError> {
         let kind = self.kind.unwrap_or(ObjectKind::RAW);
-        let fd = sys::memfd_create(&format!("multiproc.anon.{kind}"))
-            .map_err(|source| CreateError::Io { op: "memfd_create", source })?;
+        let fd = sys::memfd_create(&format!("multiproc.anon.{kind}")).map_err(|source| {
+            CreateError::Io {
+                op: "memfd_create",
+                source,
+            }
+        })?;
         let seg = self.initialise(fd, None, init)?;
         // Best effort: older kernels without sealing still work, only less defensively.
         let _ = sys::seal_against_shrinking(seg.fd.as_fd());
@@ -231,15 +242,29 @@ impl SegmentOptions {
     /// # drop(seg);
     /// # Ok::<(), shm_segment::CreateError>(())
     /// ```
-    pub fn create_with(&self, name: &str, init: impl FnOnce(&Segment)) -> Result<Segment, CreateError> {
+    pub fn create_with(
+        &self,
+        name: &str,
+        init: impl FnOnce(&Segment),
+    ) -> Result<Segment, CreateError> {
         let name = SegmentName::new(name)?;
-        let fd = sys::shm_create_exclusive(&name.os_name(), self.mode).map_err(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => CreateError::AlreadyExists { name: name.to_string() },
-            io::ErrorKind::PermissionDenied => CreateError::PermissionDenied { name: name.to_string() },
-            _ => CreateError::Io { op: "shm_open", source: e },
-        })?;
+        let fd =
+            sys::shm_create_exclusive(&name.os_name(), self.mode).map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => CreateError::AlreadyExists {
+                    name: name.to_string(),
+                },
+                io::ErrorKind::PermissionDenied => CreateError::PermissionDenied {
+                    name: name.to_string(),
+                },
+                _ => CreateError::Io {
+                    op: "shm_open",
+                    source: e,
+                },
+            })?;
         // Until `initialise` returns a handle (whose drop removes the name), remove it here.
-        let mut cleanup = UnlinkOnFailure { os_name: Some(name.os_name()) };
+        let mut cleanup = UnlinkOnFailure {
+            os_name: Some(name.os_name()),
+        };
         let seg = self.initialise(fd, Some(name), init)?;
         cleanup.os_name = None;
         Ok(seg)
@@ -272,9 +297,17 @@ impl SegmentOptions {
     pub fn open(&self, name: &str) -> Result<Segment, OpenError> {
         let name = SegmentName::new(name)?;
         let fd = sys::shm_open_existing(&name.os_name(), true).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => OpenError::NotFound { name: name.to_string() },
-            io::ErrorKind::PermissionDenied => OpenError::PermissionDenied { name: name.to_string() },
-            _ => OpenError::Io { segment: describe(Some(&name)), op: "shm_open", source: e },
+            io::ErrorKind::NotFound => OpenError::NotFound {
+                name: name.to_string(),
+            },
+            io::ErrorKind::PermissionDenied => OpenError::PermissionDenied {
+                name: name.to_string(),
+            },
+            _ => OpenError::Io {
+                segment: describe(Some(&name)),
+                op: "shm_open",
+                source: e,
+            },
         })?;
         self.attach_existing(fd, Some(name))
     }
@@ -352,7 +385,9 @@ impl SegmentOptions {
             }
             match self.open(name) {
                 // The creator's init failed, or a creator dropped it in between: try again.
-                Err(OpenError::NotFound { .. } | OpenError::InitFailed { .. }) if Instant::now() < deadline => {
+                Err(OpenError::NotFound { .. } | OpenError::InitFailed { .. })
+                    if Instant::now() < deadline =>
+                {
                     std::thread::yield_now();
                 }
                 other => return Ok(other?),
@@ -373,7 +408,10 @@ impl SegmentOptions {
             .and_then(|n| n.checked_next_multiple_of(page))
             .filter(|&n| n as u64 <= MAX_TOTAL_LEN)
             .ok_or_else(|| CreateError::InvalidSize {
-                reason: format!("{} data bytes exceed the limit of {MAX_TOTAL_LEN} bytes", self.len),
+                reason: format!(
+                    "{} data bytes exceed the limit of {MAX_TOTAL_LEN} bytes",
+                    self.len
+                ),
             })?;
         let max_data = self.max_len.unwrap_or(self.len).max(self.len);
         let max_total = HEADER_LEN
@@ -389,11 +427,17 @@ impl SegmentOptions {
                 name: name.as_ref().map(ToString::to_string),
                 requested: total as u64,
             },
-            _ => CreateError::Io { op: "fallocate", source: e },
+            _ => CreateError::Io {
+                op: "fallocate",
+                source: e,
+            },
         })?;
         let mapping = Mapping::new(fd.as_fd(), total, max_total)
             .map_err(|source| CreateError::Io { op: "mmap", source })?;
-        let stat = sys::stat(fd.as_fd()).map_err(|source| CreateError::Io { op: "fstat", source })?;
+        let stat = sys::stat(fd.as_fd()).map_err(|source| CreateError::Io {
+            op: "fstat",
+            source,
+        })?;
 
         let me = ProcessId::current();
         let kind = self.kind.unwrap_or(ObjectKind::RAW);
@@ -426,7 +470,9 @@ impl SegmentOptions {
         };
         let fields = seg.fields();
         fields.total_len.store(total as u64, Ordering::Relaxed);
-        fields.init_state.store(STATE_INITIALISING, Ordering::Relaxed);
+        fields
+            .init_state
+            .store(STATE_INITIALISING, Ordering::Relaxed);
         // [header-published] Release: pairs with the opener's Acquire load of `magic`.
         fields.magic.store(MAGIC, Ordering::Release);
         fault::point("segment.create.before_ready");
@@ -434,21 +480,33 @@ impl SegmentOptions {
         let mut seg = seg;
         seg.attach_slot = seg.attach();
         // If `init` panics, tell waiting openers and let `seg`'s drop remove the name.
-        let failed = MarkFailedOnUnwind { state: seg.fields().init_state };
+        let failed = MarkFailedOnUnwind {
+            state: seg.fields().init_state,
+        };
         init(&seg);
         std::mem::forget(failed);
         // [ready] Release: pairs with the opener's Acquire load of `init_state`.
-        seg.fields().init_state.store(STATE_READY, Ordering::Release);
+        seg.fields()
+            .init_state
+            .store(STATE_READY, Ordering::Release);
         futex::wake_all(seg.fields().init_state);
         Ok(seg)
     }
 
     /// Validates and maps an existing segment's file, waiting for it to become ready.
-    fn attach_existing(&self, fd: OwnedFd, name: Option<SegmentName>) -> Result<Segment, OpenError> {
+    fn attach_existing(
+        &self,
+        fd: OwnedFd,
+        name: Option<SegmentName>,
+    ) -> Result<Segment, OpenError> {
         let label = describe(name.as_ref());
         let io_err = |op: &'static str| {
             let label = label.clone();
-            move |source: io::Error| OpenError::Io { segment: label, op, source }
+            move |source: io::Error| OpenError::Io {
+                segment: label,
+                op,
+                source,
+            }
         };
         let started = Instant::now();
         let deadline = started + self.init_timeout;
@@ -459,27 +517,50 @@ impl SegmentOptions {
 
         // 2. Check the fields that never change.
         let page = sys::page_size() as u64;
-        let corrupt = |reason: String| OpenError::Corrupt { segment: label.clone(), reason };
+        let corrupt = |reason: String| OpenError::Corrupt {
+            segment: label.clone(),
+            reason,
+        };
         if header.data_offset as usize != HEADER_LEN {
-            return Err(corrupt(format!("data offset {} (expected {HEADER_LEN})", header.data_offset)));
+            return Err(corrupt(format!(
+                "data offset {} (expected {HEADER_LEN})",
+                header.data_offset
+            )));
         }
-        if header.max_len > MAX_TOTAL_LEN || header.max_len % page != 0 || header.max_len < HEADER_LEN as u64 {
-            return Err(corrupt(format!("impossible maximum length {}", header.max_len)));
+        if header.max_len > MAX_TOTAL_LEN
+            || !header.max_len.is_multiple_of(page)
+            || header.max_len < HEADER_LEN as u64
+        {
+            return Err(corrupt(format!(
+                "impossible maximum length {}",
+                header.max_len
+            )));
         }
-        if header.total_len < HEADER_LEN as u64 || header.total_len % page != 0 || header.total_len > header.max_len {
+        if header.total_len < HEADER_LEN as u64
+            || !header.total_len.is_multiple_of(page)
+            || header.total_len > header.max_len
+        {
             return Err(corrupt(format!(
                 "impossible length {} (maximum {})",
                 header.total_len, header.max_len
             )));
         }
         if header.total_len > file_len {
-            return Err(OpenError::SizeMismatch { segment: label, header: header.total_len, file: file_len });
+            return Err(OpenError::SizeMismatch {
+                segment: label,
+                header: header.total_len,
+                file: file_len,
+            });
         }
         self.check_identity(&header, &label)?;
 
         // 3. Map what the header says exists, inside a reservation of the maximum.
-        let mapping = Mapping::new(fd.as_fd(), header.total_len as usize, header.max_len as usize)
-            .map_err(io_err("mmap"))?;
+        let mapping = Mapping::new(
+            fd.as_fd(),
+            header.total_len as usize,
+            header.max_len as usize,
+        )
+        .map_err(io_err("mmap"))?;
         let ino = sys::stat(fd.as_fd()).map_err(io_err("fstat"))?.ino;
         let mut seg = Segment {
             fd,
@@ -494,7 +575,10 @@ impl SegmentOptions {
         };
 
         // 4. Wait for "ready", giving up early if the creator died.
-        let creator = ProcessId { pid: header.creator_pid, start_time: header.creator_start };
+        let creator = ProcessId {
+            pid: header.creator_pid,
+            start_time: header.creator_start,
+        };
         let state = seg.fields().init_state;
         loop {
             // [ready] Acquire: pairs with the creator's Release store of STATE_READY.
@@ -529,13 +613,25 @@ impl SegmentOptions {
         if let Some(expected) = self.kind
             && expected != found_kind
         {
-            return Err(OpenError::KindMismatch { segment: label.to_owned(), expected, found: found_kind });
+            return Err(OpenError::KindMismatch {
+                segment: label.to_owned(),
+                expected,
+                found: found_kind,
+            });
         }
-        let found = TypeFingerprint { size: header.type_size, align: header.type_align, name_hash: header.type_hash };
+        let found = TypeFingerprint {
+            size: header.type_size,
+            align: header.type_align,
+            name_hash: header.type_hash,
+        };
         if let Some(expected) = self.fingerprint
             && expected != found
         {
-            return Err(OpenError::TypeMismatch { segment: label.to_owned(), expected, found });
+            return Err(OpenError::TypeMismatch {
+                segment: label.to_owned(),
+                expected,
+                found,
+            });
         }
         Ok(())
     }
@@ -551,15 +647,30 @@ fn wait_for_header(
     use zerocopy::FromBytes;
     let mut pause = Duration::from_micros(50);
     loop {
-        let io_err = |op, source| OpenError::Io { segment: label.to_owned(), op, source };
+        let io_err = |op, source| OpenError::Io {
+            segment: label.to_owned(),
+            op,
+            source,
+        };
         let file_len = sys::file_len(fd).map_err(|e| io_err("fstat", e))?;
         let mut buf = [0u8; HEADER_LEN];
         let got = sys::read_at(fd, &mut buf, 0).map_err(|e| io_err("pread", e))?;
-        let word = |at: usize| buf[at..at + 4].try_into().map(u32::from_le_bytes).unwrap_or(0);
-        let magic = if got >= 8 { u64::from_le_bytes(buf[..8].try_into().unwrap_or_default()) } else { 0 };
+        let word = |at: usize| {
+            buf[at..at + 4]
+                .try_into()
+                .map(u32::from_le_bytes)
+                .unwrap_or(0)
+        };
+        let magic = if got >= 8 {
+            u64::from_le_bytes(buf[..8].try_into().unwrap_or_default())
+        } else {
+            0
+        };
         if magic != 0 {
             if magic != MAGIC {
-                return Err(OpenError::NotASegment { segment: label.to_owned() });
+                return Err(OpenError::NotASegment {
+                    segment: label.to_owned(),
+                });
             }
             if got >= 12 && word(8) != LAYOUT_VERSION {
                 return Err(OpenError::VersionMismatch {
@@ -583,7 +694,11 @@ fn wait_for_header(
         }
         if Instant::now() >= deadline {
             return Err(if file_len < HEADER_LEN as u64 {
-                OpenError::Truncated { segment: label.to_owned(), len: file_len, needed: HEADER_LEN as u64 }
+                OpenError::Truncated {
+                    segment: label.to_owned(),
+                    len: file_len,
+                    needed: HEADER_LEN as u64,
+                }
             } else {
                 OpenError::InitTimeout {
                     segment: label.to_owned(),
@@ -643,7 +758,11 @@ struct Mapping {
 impl Mapping {
     fn new(fd: BorrowedFd<'_>, len: usize, reserve: usize) -> io::Result<Mapping> {
         let base = sys::reserve(reserve)?;
-        let mapping = Mapping { base, reserved: reserve, mapped: AtomicUsize::new(0) };
+        let mapping = Mapping {
+            base,
+            reserved: reserve,
+            mapped: AtomicUsize::new(0),
+        };
         // SAFETY: `base..base+len` lies in the reservation just made (len <= reserve), which
         // nothing references yet; both are page-aligned.
         unsafe { sys::map_fixed(base, len, fd, 0)? };
@@ -738,7 +857,10 @@ impl Segment {
         // accessed atomically; its fields are naturally aligned (layout asserts).
         unsafe {
             let slot = addr_of_mut!((*h).attach[i]);
-            (AtomicU32::from_ptr(addr_of_mut!((*slot).pid)), AtomicU64::from_ptr(addr_of_mut!((*slot).start_time)))
+            (
+                AtomicU32::from_ptr(addr_of_mut!((*slot).pid)),
+                AtomicU64::from_ptr(addr_of_mut!((*slot).start_time)),
+            )
         }
     }
 
@@ -763,7 +885,10 @@ impl Segment {
             }
             for i in 0..ATTACH_SLOTS {
                 let (pid, start) = self.slot(i);
-                if pid.compare_exchange(0, me.pid, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                if pid
+                    .compare_exchange(0, me.pid, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
                     // [attach] Release: pairs with the Acquire in `attached`.
                     start.store(me.start_time, Ordering::Release);
                     return Some(i);
@@ -779,9 +904,19 @@ impl Segment {
             let (pid, start) = self.slot(i);
             let p = pid.load(Ordering::Acquire);
             let s = start.load(Ordering::Acquire);
-            if p != 0 && s != 0 && !(ProcessId { pid: p, start_time: s }).is_alive() {
+            if p != 0
+                && s != 0
+                && !(ProcessId {
+                    pid: p,
+                    start_time: s,
+                })
+                .is_alive()
+            {
                 // Only the sweeper that wins this exchange frees the slot.
-                if start.compare_exchange(s, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                if start
+                    .compare_exchange(s, 0, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
                     pid.store(0, Ordering::Release);
                 }
             }
@@ -889,12 +1024,18 @@ impl Segment {
         let total = fields.total_len.load(Ordering::Acquire);
         let mapped = self.mapping.mapped.load(Ordering::Acquire);
         if total > mapped as u64 {
-            if total > self.mapping.reserved as u64 || total % sys::page_size() as u64 != 0 {
+            if total > self.mapping.reserved as u64 || !total.is_multiple_of(sys::page_size() as u64) {
                 return Err(GrowError::Corrupt {
-                    reason: format!("header length {total} exceeds the reserved {}", self.mapping.reserved),
+                    reason: format!(
+                        "header length {total} exceeds the reserved {}",
+                        self.mapping.reserved
+                    ),
                 });
             }
-            let file_len = sys::file_len(self.fd.as_fd()).map_err(|source| GrowError::Io { op: "fstat", source })?;
+            let file_len = sys::file_len(self.fd.as_fd()).map_err(|source| GrowError::Io {
+                op: "fstat",
+                source,
+            })?;
             if file_len < total {
                 return Err(GrowError::Corrupt {
                     reason: format!("header length {total} exceeds the file's {file_len} bytes"),
@@ -904,8 +1045,13 @@ impl Segment {
             // SAFETY: `mapped..total` lies inside our reservation (checked above), is not yet
             // mapped, so nothing references it, and both ends are page multiples.
             unsafe {
-                sys::map_fixed(self.mapping.base.add(mapped), total - mapped, self.fd.as_fd(), mapped as u64)
-                    .map_err(|source| GrowError::Io { op: "mmap", source })?;
+                sys::map_fixed(
+                    self.mapping.base.add(mapped),
+                    total - mapped,
+                    self.fd.as_fd(),
+                    mapped as u64,
+                )
+                .map_err(|source| GrowError::Io { op: "mmap", source })?;
             }
             self.mapping.mapped.store(total, Ordering::Release);
         }
@@ -937,21 +1083,32 @@ impl Segment {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn grow(&self, new_data_len: usize) -> Result<(), GrowError> {
-        let too_large = GrowError::TooLarge { requested: new_data_len as u64, max: self.max_data_len() as u64 };
+        let too_large = GrowError::TooLarge {
+            requested: new_data_len as u64,
+            max: self.max_data_len() as u64,
+        };
         let total = HEADER_LEN
             .checked_add(new_data_len)
             .and_then(|n| n.checked_next_multiple_of(sys::page_size()))
             .ok_or(too_large)?;
         if total > self.mapping.reserved {
-            return Err(GrowError::TooLarge { requested: new_data_len as u64, max: self.max_data_len() as u64 });
+            return Err(GrowError::TooLarge {
+                requested: new_data_len as u64,
+                max: self.max_data_len() as u64,
+            });
         }
         let fields = self.fields();
         if total as u64 > fields.total_len.load(Ordering::Acquire) {
             sys::allocate(self.fd.as_fd(), total as u64).map_err(|e| match e.raw_os_error() {
                 Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() => {
-                    GrowError::NoSpace { requested: total as u64 }
+                    GrowError::NoSpace {
+                        requested: total as u64,
+                    }
                 }
-                _ => GrowError::Io { op: "fallocate", source: e },
+                _ => GrowError::Io {
+                    op: "fallocate",
+                    source: e,
+                },
             })?;
             fields.total_len.fetch_max(total as u64, Ordering::AcqRel);
             // [grown] Release: pairs with the Acquire load in `refresh`.
@@ -998,9 +1155,16 @@ impl Segment {
     pub fn unlink(name: &str) -> Result<(), UnlinkError> {
         let name = SegmentName::new(name)?;
         sys::shm_unlink(&name.os_name()).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => UnlinkError::NotFound { name: name.to_string() },
-            io::ErrorKind::PermissionDenied => UnlinkError::PermissionDenied { name: name.to_string() },
-            _ => UnlinkError::Io { name: name.to_string(), source: e },
+            io::ErrorKind::NotFound => UnlinkError::NotFound {
+                name: name.to_string(),
+            },
+            io::ErrorKind::PermissionDenied => UnlinkError::PermissionDenied {
+                name: name.to_string(),
+            },
+            _ => UnlinkError::Io {
+                name: name.to_string(),
+                source: e,
+            },
         })
     }
 

@@ -51,7 +51,11 @@ pub fn shm_create_exclusive(os_name: &str, mode: u32) -> io::Result<OwnedFd> {
 
 /// `shm_open("/<name>", O_RDWR | O_CLOEXEC)`.
 pub fn shm_open_existing(os_name: &str, writable: bool) -> io::Result<OwnedFd> {
-    let flags = if writable { rustix::shm::OFlags::RDWR } else { rustix::shm::OFlags::RDONLY };
+    let flags = if writable {
+        rustix::shm::OFlags::RDWR
+    } else {
+        rustix::shm::OFlags::RDONLY
+    };
     rustix::shm::open(os_name, flags, Mode::empty()).map_err(Into::into)
 }
 
@@ -152,7 +156,12 @@ pub fn reserve(len: usize) -> io::Result<NonNull<u8>> {
 ///
 /// `at..at + len` must lie inside a reservation made by [`reserve`] that this process owns
 /// and that no Rust reference currently points into; `at` and `offset` must be page-aligned.
-pub unsafe fn map_fixed(at: NonNull<u8>, len: usize, fd: BorrowedFd<'_>, offset: u64) -> io::Result<()> {
+pub unsafe fn map_fixed(
+    at: NonNull<u8>,
+    len: usize,
+    fd: BorrowedFd<'_>,
+    offset: u64,
+) -> io::Result<()> {
     // SAFETY: the caller guarantees the range is our own reservation, so MAP_FIXED replaces
     // only memory we own and nothing references.
     let ptr = unsafe {
@@ -181,7 +190,10 @@ pub unsafe fn unmap(at: NonNull<u8>, len: usize) -> io::Result<()> {
 
 /// The calling process's id.
 pub fn getpid() -> u32 {
-    rustix::process::getpid().as_raw_nonzero().get().unsigned_abs()
+    rustix::process::getpid()
+        .as_raw_nonzero()
+        .get()
+        .unsigned_abs()
 }
 
 /// Reads `/proc/PID/stat`: `None` when no such process exists.
@@ -247,15 +259,23 @@ pub fn list_shm_dir() -> io::Result<Vec<String>> {
 /// mapping it, so the answer errs towards "in use".
 pub fn any_process_maps(file_name: &str) -> bool {
     let needle = format!("{SHM_DIR}/{file_name}");
-    let Ok(dir) = std::fs::read_dir("/proc") else { return true };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true;
+    };
     for entry in dir.flatten() {
         let fname = entry.file_name();
-        let Some(pid) = fname.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = fname
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
             Ok(maps) => {
-                if maps.lines().any(|l| l.ends_with(&needle) || l.ends_with(&format!("{needle} (deleted)"))) {
+                if maps
+                    .lines()
+                    .any(|l| l.ends_with(&needle) || l.ends_with(&format!("{needle} (deleted)")))
+                {
                     return true;
                 }
             }

@@ -64,7 +64,9 @@ thread_local! {
 pub fn collect_fds<R>(serialize: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
     let outer = COLLECTING.with(|c| c.borrow_mut().replace(Vec::new()));
     let result = serialize();
-    let fds = COLLECTING.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer)).unwrap_or_default();
+    let fds = COLLECTING
+        .with(|c| std::mem::replace(&mut *c.borrow_mut(), outer))
+        .unwrap_or_default();
     (result, fds)
 }
 
@@ -103,7 +105,11 @@ pub fn with_received_fds<R>(fds: &[OwnedFd], deserialize: impl FnOnce() -> R) ->
 /// ```
 pub fn inherit(command: &mut Command, fds: &[OwnedFd]) {
     let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-    let list = raw.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    let list = raw
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     command.env(INHERIT_ENV, list);
     // SAFETY: the closure runs in the child between fork and exec and only calls fcntl,
     // which is async-signal-safe; it allocates nothing (the Vec was built before).
@@ -133,7 +139,9 @@ pub fn take_inherited() -> Vec<OwnedFd> {
         return Vec::new();
     }
     *taken = true;
-    let Ok(list) = std::env::var(INHERIT_ENV) else { return Vec::new() };
+    let Ok(list) = std::env::var(INHERIT_ENV) else {
+        return Vec::new();
+    };
     list.split(',')
         .filter_map(|n| n.trim().parse::<RawFd>().ok())
         .filter(|&fd| fd > 2 && sys::fd_is_open(fd))
@@ -188,9 +196,18 @@ impl SegmentToken {
     pub fn open(&self, options: &SegmentOptions) -> Result<Segment, OpenError> {
         match self {
             SegmentToken::Named { name } => options.open(name),
-            SegmentToken::Anonymous { index, holder, holder_fd, inode } => {
+            SegmentToken::Anonymous {
+                index,
+                holder,
+                holder_fd,
+                inode,
+            } => {
                 let supplied = index.and_then(|i| {
-                    SUPPLIED.with(|s| s.borrow().as_ref().and_then(|fds| fds.get(i as usize).copied()))
+                    SUPPLIED.with(|s| {
+                        s.borrow()
+                            .as_ref()
+                            .and_then(|fds| fds.get(i as usize).copied())
+                    })
                 });
                 let fd = match supplied {
                     Some(raw) => {
@@ -233,7 +250,9 @@ impl Segment {
     /// descriptor is duplicated into the collected list.
     pub fn token(&self) -> SegmentToken {
         match self.name() {
-            Some(name) => SegmentToken::Named { name: name.to_string() },
+            Some(name) => SegmentToken::Named {
+                name: name.to_string(),
+            },
             None => {
                 let index = COLLECTING.with(|c| {
                     let mut c = c.borrow_mut();
@@ -264,6 +283,8 @@ impl Serialize for Segment {
 impl<'de> Deserialize<'de> for Segment {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let token = SegmentToken::deserialize(deserializer)?;
-        token.open(&SegmentOptions::any()).map_err(serde::de::Error::custom)
+        token
+            .open(&SegmentOptions::any())
+            .map_err(serde::de::Error::custom)
     }
 }

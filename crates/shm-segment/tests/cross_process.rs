@@ -10,26 +10,32 @@ use common::{STEP, load, shared_env, store};
 use shm_segment::transfer::{self, INHERIT_ENV};
 use shm_segment::{ObjectKind, OpenError, Segment, SegmentOptions, TypeFingerprint};
 use test_support::{
-    ShmLeakCheck, Watchdog, child_builder, signal_parent, signal_parent_with, test_name, unique_name,
-    wait_parent_line,
+    ShmLeakCheck, Watchdog, child_builder, signal_parent, signal_parent_with, test_name,
+    unique_name, wait_parent_line,
 };
 
 fn opts() -> SegmentOptions {
-    SegmentOptions::new(ObjectKind::RAW).fingerprint(TypeFingerprint::of::<u64>()).len(4096)
+    SegmentOptions::new(ObjectKind::RAW)
+        .fingerprint(TypeFingerprint::of::<u64>())
+        .len(4096)
 }
 
 #[test]
 fn child_sees_parent_writes_and_parent_sees_childs() {
     let _wd = Watchdog::new(Duration::from_secs(60));
     let name = shared_env("SEG_NAME", || unique_name("rw"));
-    let mut child = child_builder(&test_name!(), "reader").env("SEG_NAME", &name).spawn(|| {
-        assert_eq!(wait_parent_line(), "created");
-        let seg = opts().open(&name).expect("child opens the parent's segment");
-        assert_eq!(load(&seg, 0), 42, "child sees the parent's write");
-        store(&seg, 1, 43);
-        signal_parent("written");
-        assert_eq!(wait_parent_line(), "bye");
-    });
+    let mut child = child_builder(&test_name!(), "reader")
+        .env("SEG_NAME", &name)
+        .spawn(|| {
+            assert_eq!(wait_parent_line(), "created");
+            let seg = opts()
+                .open(&name)
+                .expect("child opens the parent's segment");
+            assert_eq!(load(&seg, 0), 42, "child sees the parent's write");
+            store(&seg, 1, 43);
+            signal_parent("written");
+            assert_eq!(wait_parent_line(), "bye");
+        });
     let leaks = ShmLeakCheck::new(&name);
     let seg = opts().create(&name).unwrap();
     store(&seg, 0, 42);
@@ -55,8 +61,14 @@ fn anonymous_segment_handed_to_child_by_inherited_fd() {
     } else {
         (None, String::new(), Vec::new())
     };
-    let list = fds.iter().map(|fd| fd.as_raw_fd().to_string()).collect::<Vec<_>>().join(",");
-    let mut builder = child_builder(&test_name!(), "inheritor").env("TOKEN", &token).env(INHERIT_ENV, &list);
+    let list = fds
+        .iter()
+        .map(|fd| fd.as_raw_fd().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut builder = child_builder(&test_name!(), "inheritor")
+        .env("TOKEN", &token)
+        .env(INHERIT_ENV, &list);
     for fd in &fds {
         builder = builder.pass_fd(fd.as_raw_fd());
     }
@@ -64,7 +76,8 @@ fn anonymous_segment_handed_to_child_by_inherited_fd() {
         let fds = transfer::take_inherited();
         assert_eq!(fds.len(), 1, "one descriptor inherited");
         let token = std::env::var("TOKEN").unwrap();
-        let seg: Segment = transfer::with_received_fds(&fds, || serde_json::from_str(&token)).unwrap();
+        let seg: Segment =
+            transfer::with_received_fds(&fds, || serde_json::from_str(&token)).unwrap();
         assert!(seg.name().is_none());
         assert_eq!(load(&seg, 0), 7);
         store(&seg, 0, 8);
@@ -73,7 +86,11 @@ fn anonymous_segment_handed_to_child_by_inherited_fd() {
     drop(fds);
     child.wait_line("done", STEP).unwrap();
     child.wait_success(STEP);
-    assert_eq!(load(seg.as_ref().unwrap(), 0), 8, "the child wrote through the inherited segment");
+    assert_eq!(
+        load(seg.as_ref().unwrap(), 0),
+        8,
+        "the child wrote through the inherited segment"
+    );
 }
 
 #[test]
@@ -82,13 +99,18 @@ fn anonymous_segment_reopened_through_proc_while_sender_lives() {
     let parent = test_support::child_role().is_none();
     // No collect scope: the token names this process and its fd, as a queue would carry it.
     let seg = parent.then(|| opts().create_anonymous().unwrap());
-    let token = seg.as_ref().map(|s| serde_json::to_string(s).unwrap()).unwrap_or_default();
-    let mut child = child_builder(&test_name!(), "proc-reader").env("TOKEN", &token).spawn(|| {
-        let token = std::env::var("TOKEN").unwrap();
-        let seg: Segment = serde_json::from_str(&token).expect("reopen via /proc/PID/fd/N");
-        store(&seg, 2, 99);
-        signal_parent("done");
-    });
+    let token = seg
+        .as_ref()
+        .map(|s| serde_json::to_string(s).unwrap())
+        .unwrap_or_default();
+    let mut child = child_builder(&test_name!(), "proc-reader")
+        .env("TOKEN", &token)
+        .spawn(|| {
+            let token = std::env::var("TOKEN").unwrap();
+            let seg: Segment = serde_json::from_str(&token).expect("reopen via /proc/PID/fd/N");
+            store(&seg, 2, 99);
+            signal_parent("done");
+        });
     child.wait_line("done", STEP).unwrap();
     child.wait_success(STEP);
     assert_eq!(load(seg.as_ref().unwrap(), 2), 99);
@@ -117,23 +139,25 @@ fn grow_is_seen_by_a_reader_in_another_process() {
     let _wd = Watchdog::new(Duration::from_secs(60));
     let name = shared_env("SEG_NAME", || unique_name("grow"));
     const BIG: usize = 8 << 20;
-    let mut child = child_builder(&test_name!(), "reader").env("SEG_NAME", &name).spawn(|| {
-        assert_eq!(wait_parent_line(), "created");
-        let seg = opts().open(&name).unwrap();
-        let small = seg.data_len();
-        assert!(small < BIG);
-        signal_parent("opened");
-        assert_eq!(wait_parent_line(), "grown");
-        assert!(seg.refresh().unwrap(), "the generation changed");
-        assert!(seg.data_len() >= BIG);
-        assert_eq!(load(&seg, 0), 1, "old data kept");
-        assert_eq!(load(&seg, BIG / 8 - 1), 2, "new data visible");
-        // Grow from this side; the parent must see it too.
-        seg.grow(2 * BIG).unwrap();
-        store(&seg, 2 * BIG / 8 - 1, 3);
-        signal_parent("grown-again");
-        assert_eq!(wait_parent_line(), "bye");
-    });
+    let mut child = child_builder(&test_name!(), "reader")
+        .env("SEG_NAME", &name)
+        .spawn(|| {
+            assert_eq!(wait_parent_line(), "created");
+            let seg = opts().open(&name).unwrap();
+            let small = seg.data_len();
+            assert!(small < BIG);
+            signal_parent("opened");
+            assert_eq!(wait_parent_line(), "grown");
+            assert!(seg.refresh().unwrap(), "the generation changed");
+            assert!(seg.data_len() >= BIG);
+            assert_eq!(load(&seg, 0), 1, "old data kept");
+            assert_eq!(load(&seg, BIG / 8 - 1), 2, "new data visible");
+            // Grow from this side; the parent must see it too.
+            seg.grow(2 * BIG).unwrap();
+            store(&seg, 2 * BIG / 8 - 1, 3);
+            signal_parent("grown-again");
+            assert_eq!(wait_parent_line(), "bye");
+        });
     let leaks = ShmLeakCheck::new(&name);
     let seg = opts().max_len(4 * BIG).create(&name).unwrap();
     store(&seg, 0, 1);
@@ -158,18 +182,20 @@ fn grow_is_seen_by_a_reader_in_another_process() {
 fn opener_waits_for_a_slow_creator_to_finish_init() {
     let _wd = Watchdog::new(Duration::from_secs(60));
     let name = shared_env("SEG_NAME", || unique_name("slow"));
-    let mut child = child_builder(&test_name!(), "creator").env("SEG_NAME", &name).spawn(|| {
-        let seg = opts()
-            .create_with(&name, |seg| {
-                signal_parent("initialising");
-                assert_eq!(wait_parent_line(), "finish");
-                store(seg, 0, 1234);
-            })
-            .unwrap();
-        signal_parent("ready");
-        assert_eq!(wait_parent_line(), "bye");
-        drop(seg);
-    });
+    let mut child = child_builder(&test_name!(), "creator")
+        .env("SEG_NAME", &name)
+        .spawn(|| {
+            let seg = opts()
+                .create_with(&name, |seg| {
+                    signal_parent("initialising");
+                    assert_eq!(wait_parent_line(), "finish");
+                    store(seg, 0, 1234);
+                })
+                .unwrap();
+            signal_parent("ready");
+            assert_eq!(wait_parent_line(), "bye");
+            drop(seg);
+        });
     let leaks = ShmLeakCheck::new(&name);
     child.wait_line("initialising", STEP).unwrap();
     let opener = {
@@ -180,7 +206,11 @@ fn opener_waits_for_a_slow_creator_to_finish_init() {
         })
     };
     child.send_line("finish").unwrap();
-    assert_eq!(opener.join().unwrap(), 1234, "the opener saw the initialised object");
+    assert_eq!(
+        opener.join().unwrap(),
+        1234,
+        "the opener saw the initialised object"
+    );
     child.wait_line("ready", STEP).unwrap();
     child.send_line("bye").unwrap();
     child.wait_success(STEP);
@@ -199,26 +229,47 @@ fn creator_killed_before_ready_gives_init_timeout_and_gc_reclaims() {
             unreachable!("the child parks at the fault point and is killed there");
         });
     let leaks = ShmLeakCheck::new(&name);
-    child.wait_parked("segment.create.before_ready", STEP).unwrap();
+    child
+        .wait_parked("segment.create.before_ready", STEP)
+        .unwrap();
 
     // Creator alive but stuck: a bounded wait, then InitTimeout naming a live creator.
     match opts().init_timeout(Duration::from_millis(100)).open(&name) {
-        Err(OpenError::InitTimeout { creator: Some(c), creator_alive: true, .. }) => assert_eq!(c.pid, child.pid()),
+        Err(OpenError::InitTimeout {
+            creator: Some(c),
+            creator_alive: true,
+            ..
+        }) => assert_eq!(c.pid, child.pid()),
         other => panic!("expected InitTimeout with a live creator, got {other:?}"),
     }
-    assert!(!shm_segment::catalog::gc_matching(&name, false).unwrap().removed.contains(&name), "live creator: kept");
+    assert!(
+        !shm_segment::catalog::gc_matching(&name, false)
+            .unwrap()
+            .removed
+            .contains(&name),
+        "live creator: kept"
+    );
 
     child.kill();
     child.wait_timeout(STEP).unwrap();
     // Creator dead: reported at once, even with a long time-out.
     let started = std::time::Instant::now();
     match opts().init_timeout(STEP).open(&name) {
-        Err(OpenError::InitTimeout { creator_alive: false, .. }) => {}
+        Err(OpenError::InitTimeout {
+            creator_alive: false,
+            ..
+        }) => {}
         other => panic!("expected InitTimeout with a dead creator, got {other:?}"),
     }
-    assert!(started.elapsed() < STEP, "did not wait for the full time-out");
+    assert!(
+        started.elapsed() < STEP,
+        "did not wait for the full time-out"
+    );
     let report = shm_segment::catalog::gc_matching(&name, false).unwrap();
-    assert!(report.removed.contains(&name), "gc removes the dead creator's segment: {report:?}");
+    assert!(
+        report.removed.contains(&name),
+        "gc removes the dead creator's segment: {report:?}"
+    );
     leaks.finish();
 }
 
@@ -226,11 +277,13 @@ fn creator_killed_before_ready_gives_init_timeout_and_gc_reclaims() {
 fn gc_keeps_a_segment_with_a_live_attached_process() {
     let _wd = Watchdog::new(Duration::from_secs(60));
     let name = shared_env("SEG_NAME", || unique_name("attached"));
-    let mut child = child_builder(&test_name!(), "creator").env("SEG_NAME", &name).spawn(|| {
-        let _seg = opts().create(&name).unwrap();
-        signal_parent("created");
-        assert_eq!(wait_parent_line(), "never");
-    });
+    let mut child = child_builder(&test_name!(), "creator")
+        .env("SEG_NAME", &name)
+        .spawn(|| {
+            let _seg = opts().create(&name).unwrap();
+            signal_parent("created");
+            assert_eq!(wait_parent_line(), "never");
+        });
     let leaks = ShmLeakCheck::new(&name);
     child.wait_line("created", STEP).unwrap();
     let seg = opts().open(&name).unwrap();
@@ -242,12 +295,18 @@ fn gc_keeps_a_segment_with_a_live_attached_process() {
     assert_eq!(info.attached.len(), 1, "this process is attached: {info:?}");
     assert!(!info.stale);
     let report = shm_segment::catalog::gc_matching(&name, false).unwrap();
-    assert!(!report.removed.contains(&name), "in use by this process: kept");
+    assert!(
+        !report.removed.contains(&name),
+        "in use by this process: kept"
+    );
     assert!(std::path::Path::new(&common::shm_path(&name)).exists());
 
     drop(seg);
     let report = shm_segment::catalog::gc_matching(&name, false).unwrap();
-    assert!(report.removed.contains(&name), "nobody left: removed ({report:?})");
+    assert!(
+        report.removed.contains(&name),
+        "nobody left: removed ({report:?})"
+    );
     leaks.finish();
 }
 
@@ -261,27 +320,36 @@ fn racing_create_or_open_has_exactly_one_creator_per_name() {
     for racer in 0..RACERS {
         let role = format!("racer-{racer}");
         let prefix = prefix.clone();
-        children.push(child_builder(&test_name!(), &role).env("SEG_PREFIX", &prefix).spawn(move || {
-            assert_eq!(wait_parent_line(), "go");
-            let mut created = Vec::new();
-            let mut held = Vec::new();
-            for round in 0..rounds {
-                let seg = opts()
-                    .init_timeout(STEP)
-                    .create_or_open_with(&format!("{prefix}-{round}"), |seg| {
-                        common::word(seg, 0).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    })
-                    .unwrap();
-                assert_eq!(load(&seg, 0), 1, "every handle sees the object initialised once");
-                if seg.is_creator() {
-                    seg.persist();
-                    created.push(round.to_string());
-                }
-                held.push(seg);
-            }
-            signal_parent_with("created", created.join(","));
-            assert_eq!(wait_parent_line(), "bye");
-        }));
+        children.push(
+            child_builder(&test_name!(), &role)
+                .env("SEG_PREFIX", &prefix)
+                .spawn(move || {
+                    assert_eq!(wait_parent_line(), "go");
+                    let mut created = Vec::new();
+                    let mut held = Vec::new();
+                    for round in 0..rounds {
+                        let seg = opts()
+                            .init_timeout(STEP)
+                            .create_or_open_with(&format!("{prefix}-{round}"), |seg| {
+                                common::word(seg, 0)
+                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            })
+                            .unwrap();
+                        assert_eq!(
+                            load(&seg, 0),
+                            1,
+                            "every handle sees the object initialised once"
+                        );
+                        if seg.is_creator() {
+                            seg.persist();
+                            created.push(round.to_string());
+                        }
+                        held.push(seg);
+                    }
+                    signal_parent_with("created", created.join(","));
+                    assert_eq!(wait_parent_line(), "bye");
+                }),
+        );
     }
     let leaks = ShmLeakCheck::new(&prefix);
     for child in &mut children {
@@ -301,31 +369,44 @@ fn racing_create_or_open_has_exactly_one_creator_per_name() {
     for round in 0..rounds {
         Segment::unlink(&format!("{prefix}-{round}")).unwrap();
     }
-    assert!(creators.iter().all(|&n| n == 1), "creators per round: {creators:?}");
+    assert!(
+        creators.iter().all(|&n| n == 1),
+        "creators per round: {creators:?}"
+    );
     leaks.finish();
 }
 
 #[test]
 fn open_is_permission_denied_for_another_user() {
     let _wd = Watchdog::new(Duration::from_secs(60));
-    if test_support::child_role().is_none() && (!test_support::is_root() || !test_support::have_program("setpriv")) {
+    if test_support::child_role().is_none()
+        && (!test_support::is_root() || !test_support::have_program("setpriv"))
+    {
         test_support::skip("needs root and setpriv to open a 0600 segment as uid 65534");
         return;
     }
     let name = shared_env("SEG_NAME", || unique_name("perm"));
     let mut child = child_builder(&test_name!(), "nobody")
         .env("SEG_NAME", &name)
-        .wrapper(&["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        .wrapper(&[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
         .spawn(|| {
             assert_eq!(wait_parent_line(), "created");
             match opts().open(&name) {
                 Err(OpenError::PermissionDenied { .. }) => signal_parent("denied"),
                 other => panic!("expected PermissionDenied, got {other:?}"),
             }
-            assert!(matches!(
-                opts().create(&format!("{name}-x")),
-                Err(shm_segment::CreateError::AlreadyExists { .. } | shm_segment::CreateError::PermissionDenied { .. })
-            ) || std::path::Path::new("/dev/shm").metadata().is_ok());
+            assert!(
+                matches!(
+                    opts().create(&format!("{name}-x")),
+                    Err(shm_segment::CreateError::AlreadyExists { .. }
+                        | shm_segment::CreateError::PermissionDenied { .. })
+                ) || std::path::Path::new("/dev/shm").metadata().is_ok()
+            );
         });
     let leaks = ShmLeakCheck::new(&name);
     let seg = opts().create(&name).unwrap();

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use common::{STEP, shared_env};
 use shm_segment::futex::{self, TimedOut, WaitOutcome};
 use shm_segment::{ObjectKind, Segment, SegmentOptions};
-use test_support::{ShmLeakCheck, Watchdog, child_builder, signal_parent, test_name, unique_name, wait_parent_line};
+use test_support::{
+    ShmLeakCheck, Watchdog, child_builder, signal_parent, test_name, unique_name, wait_parent_line,
+};
 
 fn futex_word(seg: &Segment) -> &AtomicU32 {
     // SAFETY: the data area is 128-aligned, at least 4 bytes long, and used only atomically.
@@ -21,16 +23,26 @@ fn futex_word(seg: &Segment) -> &AtomicU32 {
 fn a_waiter_in_another_process_is_woken() {
     let _wd = Watchdog::new(Duration::from_secs(60));
     let name = shared_env("SEG_NAME", || unique_name("futex"));
-    let mut child = child_builder(&test_name!(), "waiter").env("SEG_NAME", &name).spawn(|| {
-        assert_eq!(wait_parent_line(), "created");
-        let seg = SegmentOptions::new(ObjectKind::RAW).len(64).open(&name).unwrap();
-        signal_parent("waiting");
-        let value = futex::wait_until(futex_word(&seg), |v| v == 1, futex::deadline_after(STEP)).unwrap();
-        assert_eq!(value, 1);
-        signal_parent("woken");
-    });
+    let mut child = child_builder(&test_name!(), "waiter")
+        .env("SEG_NAME", &name)
+        .spawn(|| {
+            assert_eq!(wait_parent_line(), "created");
+            let seg = SegmentOptions::new(ObjectKind::RAW)
+                .len(64)
+                .open(&name)
+                .unwrap();
+            signal_parent("waiting");
+            let value =
+                futex::wait_until(futex_word(&seg), |v| v == 1, futex::deadline_after(STEP))
+                    .unwrap();
+            assert_eq!(value, 1);
+            signal_parent("woken");
+        });
     let leaks = ShmLeakCheck::new(&name);
-    let seg = SegmentOptions::new(ObjectKind::RAW).len(64).create(&name).unwrap();
+    let seg = SegmentOptions::new(ObjectKind::RAW)
+        .len(64)
+        .create(&name)
+        .unwrap();
     child.send_line("created").unwrap();
     child.wait_line("waiting", STEP).unwrap();
     futex_word(&seg).store(1, Ordering::Release);
@@ -47,9 +59,15 @@ fn time_outs_never_return_early() {
     for ms in [0u64, 1, 3, 10, 25] {
         let deadline = Instant::now() + Duration::from_millis(ms);
         assert_eq!(futex::wait(&word, 0, Some(deadline)), WaitOutcome::TimedOut);
-        assert!(Instant::now() >= deadline, "returned before the {ms} ms deadline");
+        assert!(
+            Instant::now() >= deadline,
+            "returned before the {ms} ms deadline"
+        );
         let deadline = Instant::now() + Duration::from_millis(ms);
-        assert_eq!(futex::wait_until(&word, |v| v == 1, Some(deadline)), Err(TimedOut));
+        assert_eq!(
+            futex::wait_until(&word, |v| v == 1, Some(deadline)),
+            Err(TimedOut)
+        );
         assert!(Instant::now() >= deadline);
     }
 }
@@ -70,7 +88,10 @@ fn spurious_wake_ups_do_not_end_wait_until() {
             futex::wake_all(&word);
         })
     };
-    assert_eq!(futex::wait_until(&word, |v| v == 1, futex::deadline_after(STEP)), Ok(1));
+    assert_eq!(
+        futex::wait_until(&word, |v| v == 1, futex::deadline_after(STEP)),
+        Ok(1)
+    );
     waker.join().unwrap();
 }
 
@@ -87,7 +108,10 @@ fn eintr_keeps_the_original_deadline() {
         action.sa_sigaction = ignore_signal as *const () as usize;
         libc::sigemptyset(&mut action.sa_mask);
         action.sa_flags = 0;
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()), 0);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+            0
+        );
     }
     let word = Arc::new(AtomicU32::new(0));
     let done = Arc::new(AtomicBool::new(false));
@@ -115,5 +139,8 @@ fn eintr_keeps_the_original_deadline() {
     let (outcome, not_early) = waiter.join().unwrap();
     assert_eq!(outcome, Err(TimedOut));
     assert!(not_early, "the wait returned before its deadline");
-    assert!(signals > 10, "the waiter was interrupted many times ({signals})");
+    assert!(
+        signals > 10,
+        "the waiter was interrupted many times ({signals})"
+    );
 }

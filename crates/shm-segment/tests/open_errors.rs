@@ -13,19 +13,27 @@ use common::shm_path;
 use proptest::prelude::*;
 use shm_segment::layout::HEADER_LEN;
 use shm_segment::{
-    CreateError, CreateOrOpenError, ObjectKind, OpenError, Segment, SegmentOptions, TypeFingerprint, UnlinkError,
+    CreateError, CreateOrOpenError, ObjectKind, OpenError, Segment, SegmentOptions,
+    TypeFingerprint, UnlinkError,
 };
 use test_support::{ShmLeakCheck, unique_name};
 
 const QUICK: Duration = Duration::from_millis(30);
 
 fn queue_of<T>() -> SegmentOptions {
-    SegmentOptions::new(ObjectKind::QUEUE).fingerprint(TypeFingerprint::of::<T>()).len(256)
+    SegmentOptions::new(ObjectKind::QUEUE)
+        .fingerprint(TypeFingerprint::of::<T>())
+        .len(256)
 }
 
 /// Writes `bytes` as the named segment's whole file.
 fn write_file(name: &str, bytes: &[u8]) {
-    let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(shm_path(name)).unwrap();
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(shm_path(name))
+        .unwrap();
     f.write_all(bytes).unwrap();
 }
 
@@ -36,26 +44,40 @@ fn wrong_kind_type_and_version_are_typed_errors() {
     let seg = queue_of::<u64>().create(&name).unwrap();
 
     match SegmentOptions::new(ObjectKind::LOCK).open(&name) {
-        Err(OpenError::KindMismatch { expected, found, .. }) => {
+        Err(OpenError::KindMismatch {
+            expected, found, ..
+        }) => {
             assert_eq!((expected, found), (ObjectKind::LOCK, ObjectKind::QUEUE));
         }
         other => panic!("expected KindMismatch, got {other:?}"),
     }
     match queue_of::<u32>().open(&name) {
-        Err(OpenError::TypeMismatch { expected, found, .. }) => {
+        Err(OpenError::TypeMismatch {
+            expected, found, ..
+        }) => {
             assert_eq!(expected, TypeFingerprint::of::<u32>());
             assert_eq!(found, TypeFingerprint::of::<u64>());
         }
         other => panic!("expected TypeMismatch, got {other:?}"),
     }
     assert!(queue_of::<u64>().open(&name).is_ok());
-    assert!(SegmentOptions::any().open(&name).is_ok(), "`any` accepts every kind and type");
+    assert!(
+        SegmentOptions::any().open(&name).is_ok(),
+        "`any` accepts every kind and type"
+    );
 
     // Patch the layout version in the file.
-    let f = OpenOptions::new().write(true).open(shm_path(&name)).unwrap();
+    let f = OpenOptions::new()
+        .write(true)
+        .open(shm_path(&name))
+        .unwrap();
     f.write_all_at(&99u32.to_le_bytes(), 8).unwrap();
     match queue_of::<u64>().open(&name) {
-        Err(OpenError::VersionMismatch { expected: 1, found: 99, .. }) => {}
+        Err(OpenError::VersionMismatch {
+            expected: 1,
+            found: 99,
+            ..
+        }) => {}
         other => panic!("expected VersionMismatch, got {other:?}"),
     }
     drop(seg);
@@ -73,12 +95,19 @@ fn truncated_files_are_typed_errors_not_sigbus() {
     let original = std::fs::read(shm_path(&name)).unwrap();
     for len in [0, 7, HEADER_LEN as u64 - 1, total - 1] {
         write_file(&name, &original);
-        let f = OpenOptions::new().write(true).open(shm_path(&name)).unwrap();
+        let f = OpenOptions::new()
+            .write(true)
+            .open(shm_path(&name))
+            .unwrap();
         f.set_len(len).unwrap();
         match queue_of::<u64>().init_timeout(QUICK).open(&name) {
             Err(OpenError::Truncated { len: l, .. }) => assert_eq!(l, len),
-            Err(OpenError::SizeMismatch { header, file, .. }) => assert_eq!((header, file), (total, len)),
-            other => panic!("truncated to {len}: expected Truncated or SizeMismatch, got {other:?}"),
+            Err(OpenError::SizeMismatch { header, file, .. }) => {
+                assert_eq!((header, file), (total, len))
+            }
+            other => {
+                panic!("truncated to {len}: expected Truncated or SizeMismatch, got {other:?}")
+            }
         }
     }
     Segment::unlink(&name).unwrap();
@@ -90,8 +119,14 @@ fn foreign_files_with_our_prefix_are_not_segments() {
     let name = unique_name("foreign");
     let leaks = ShmLeakCheck::new(&name);
 
-    write_file(&name, b"hello, I am somebody else's file and longer than eight bytes");
-    assert!(matches!(queue_of::<u64>().open(&name), Err(OpenError::NotASegment { .. })));
+    write_file(
+        &name,
+        b"hello, I am somebody else's file and longer than eight bytes",
+    );
+    assert!(matches!(
+        queue_of::<u64>().open(&name),
+        Err(OpenError::NotASegment { .. })
+    ));
 
     let mut random = vec![0u8; 8192];
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -103,7 +138,10 @@ fn foreign_files_with_our_prefix_are_not_segments() {
     }
     random[0] |= 1; // a non-zero magic
     write_file(&name, &random);
-    assert!(matches!(queue_of::<u64>().open(&name), Err(OpenError::NotASegment { .. })));
+    assert!(matches!(
+        queue_of::<u64>().open(&name),
+        Err(OpenError::NotASegment { .. })
+    ));
 
     // All zeroes: what a creator that died right after creating the file leaves.
     write_file(&name, &[0u8; 8192]);
@@ -116,7 +154,12 @@ fn foreign_files_with_our_prefix_are_not_segments() {
 
     // gc never removes a file that is not a segment of ours.
     write_file(&name, b"not ours at all, not ours at all");
-    assert!(!shm_segment::catalog::gc_matching(&name, false).unwrap().removed.contains(&name));
+    assert!(
+        !shm_segment::catalog::gc_matching(&name, false)
+            .unwrap()
+            .removed
+            .contains(&name)
+    );
     Segment::unlink(&name).unwrap();
     leaks.finish();
 }
@@ -124,10 +167,31 @@ fn foreign_files_with_our_prefix_are_not_segments() {
 #[test]
 fn invalid_names_are_rejected_everywhere() {
     let long = "x".repeat(201);
-    for bad in ["", "a/b", "../etc", "sp ace", "tab\t", "é", long.as_str(), "nul\0"] {
-        assert!(matches!(queue_of::<u64>().create(bad), Err(CreateError::InvalidName(_))), "{bad:?}");
-        assert!(matches!(queue_of::<u64>().open(bad), Err(OpenError::InvalidName(_))), "{bad:?}");
-        assert!(matches!(Segment::unlink(bad), Err(UnlinkError::InvalidName(_))), "{bad:?}");
+    for bad in [
+        "",
+        "a/b",
+        "../etc",
+        "sp ace",
+        "tab\t",
+        "é",
+        long.as_str(),
+        "nul\0",
+    ] {
+        assert!(
+            matches!(
+                queue_of::<u64>().create(bad),
+                Err(CreateError::InvalidName(_))
+            ),
+            "{bad:?}"
+        );
+        assert!(
+            matches!(queue_of::<u64>().open(bad), Err(OpenError::InvalidName(_))),
+            "{bad:?}"
+        );
+        assert!(
+            matches!(Segment::unlink(bad), Err(UnlinkError::InvalidName(_))),
+            "{bad:?}"
+        );
         assert!(matches!(
             queue_of::<u64>().create_or_open(bad),
             Err(CreateOrOpenError::Create(CreateError::InvalidName(_)))
@@ -141,14 +205,29 @@ fn invalid_names_are_rejected_everywhere() {
 fn exists_and_not_found() {
     let name = unique_name("exists");
     let leaks = ShmLeakCheck::new(&name);
-    assert!(matches!(queue_of::<u64>().open(&name), Err(OpenError::NotFound { .. })));
+    assert!(matches!(
+        queue_of::<u64>().open(&name),
+        Err(OpenError::NotFound { .. })
+    ));
     let seg = queue_of::<u64>().create(&name).unwrap();
     let err = queue_of::<u64>().create(&name).unwrap_err();
     assert!(matches!(err, CreateError::AlreadyExists { .. }));
-    assert!(err.to_string().contains("multiproc rm"), "the message says what to do: {err}");
-    assert!(matches!(Segment::unlink(&format!("{name}-nope")), Err(UnlinkError::NotFound { .. })));
+    assert!(
+        err.to_string().contains("multiproc rm"),
+        "the message says what to do: {err}"
+    );
+    assert!(matches!(
+        Segment::unlink(&format!("{name}-nope")),
+        Err(UnlinkError::NotFound { .. })
+    ));
     drop(seg);
-    assert!(matches!(queue_of::<u64>().open(&name), Err(OpenError::NotFound { .. })), "the creator removed it");
+    assert!(
+        matches!(
+            queue_of::<u64>().open(&name),
+            Err(OpenError::NotFound { .. })
+        ),
+        "the creator removed it"
+    );
     leaks.finish();
 }
 
@@ -158,7 +237,9 @@ fn no_space_is_an_error_at_create_and_leaves_nothing() {
     let leaks = ShmLeakCheck::new(&name);
     // More than the whole of /dev/shm, so tmpfs refuses at once instead of filling memory
     // first; but under the 1 TiB layout limit.
-    let size = rustix::fs::statvfs("/dev/shm").map(|s| s.f_blocks * s.f_frsize).unwrap();
+    let size = rustix::fs::statvfs("/dev/shm")
+        .map(|s| s.f_blocks * s.f_frsize)
+        .unwrap();
     let ask = (size + (1 << 30)).min((1 << 40) - (1 << 20)) as usize;
     if (size as usize) >= ask {
         test_support::skip("/dev/shm is too large to fill in a test");
@@ -168,11 +249,17 @@ fn no_space_is_an_error_at_create_and_leaves_nothing() {
         Err(e @ CreateError::NoSpace { .. }) => assert!(e.to_string().contains("--shm-size")),
         other => panic!("expected NoSpace, got {other:?}"),
     }
-    assert!(!std::path::Path::new(&shm_path(&name)).exists(), "nothing half-created");
+    assert!(
+        !std::path::Path::new(&shm_path(&name)).exists(),
+        "nothing half-created"
+    );
 
     // Growing past the free space is NoSpace too, and the segment stays usable.
     let seg = queue_of::<u64>().max_len(ask).create(&name).unwrap();
-    assert!(matches!(seg.grow(ask), Err(shm_segment::GrowError::NoSpace { .. })));
+    assert!(matches!(
+        seg.grow(ask),
+        Err(shm_segment::GrowError::NoSpace { .. })
+    ));
     seg.grow(1 << 20).unwrap();
     drop(seg);
     leaks.finish();
@@ -180,8 +267,14 @@ fn no_space_is_an_error_at_create_and_leaves_nothing() {
 
 #[test]
 fn oversized_requests_are_invalid_size() {
-    assert!(matches!(queue_of::<u64>().len(1 << 41).create_anonymous(), Err(CreateError::InvalidSize { .. })));
-    assert!(matches!(queue_of::<u64>().max_len(usize::MAX).create_anonymous(), Err(CreateError::InvalidSize { .. })));
+    assert!(matches!(
+        queue_of::<u64>().len(1 << 41).create_anonymous(),
+        Err(CreateError::InvalidSize { .. })
+    ));
+    assert!(matches!(
+        queue_of::<u64>().max_len(usize::MAX).create_anonymous(),
+        Err(CreateError::InvalidSize { .. })
+    ));
 }
 
 #[test]
@@ -193,7 +286,11 @@ fn one_segment_mapped_twice_in_one_process() {
     assert_ne!(a.data(), b.data(), "two mappings at two addresses");
     common::store(&a, 3, 17);
     assert_eq!(common::load(&b, 3), 17);
-    assert_eq!(a.attached().len(), 2, "both handles are in the attach table");
+    assert_eq!(
+        a.attached().len(),
+        2,
+        "both handles are in the attach table"
+    );
     drop(b);
     assert_eq!(a.attached().len(), 1, "a dropped handle leaves the table");
     drop(a);
@@ -210,11 +307,17 @@ fn byte_flip_sweep_over_the_header() {
     seg.persist();
     drop(seg);
     let path = shm_path(&name);
-    let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
     let mut original = vec![0u8; HEADER_LEN];
     file.read_exact_at(&mut original, 0).unwrap();
     // The fixed part bit by bit; the attach table byte by byte (slot 0 and a free one).
-    let mut flips: Vec<(usize, u8)> = (0..128).flat_map(|i| (0..8).map(move |bit| (i, 1u8 << bit))).collect();
+    let mut flips: Vec<(usize, u8)> = (0..128)
+        .flat_map(|i| (0..8).map(move |bit| (i, 1u8 << bit)))
+        .collect();
     flips.extend((128..160).map(|i| (i, 0xff)));
     flips.extend((1008..1024).map(|i| (i, 0xff)));
     let (mut ok, mut err) = (0, 0);
@@ -222,17 +325,30 @@ fn byte_flip_sweep_over_the_header() {
         let mut bytes = original.clone();
         bytes[at] ^= mask;
         file.write_all_at(&bytes, 0).unwrap();
-        match queue_of::<u64>().init_timeout(Duration::from_millis(2)).open(&name) {
+        match queue_of::<u64>()
+            .init_timeout(Duration::from_millis(2))
+            .open(&name)
+        {
             Ok(seg) => {
-                assert_eq!(seg.kind(), ObjectKind::QUEUE, "an accepted header is consistent");
+                assert_eq!(
+                    seg.kind(),
+                    ObjectKind::QUEUE,
+                    "an accepted header is consistent"
+                );
                 ok += 1;
             }
             Err(_) => err += 1,
         }
     }
     file.write_all_at(&original, 0).unwrap();
-    assert!(queue_of::<u64>().open(&name).is_ok(), "the restored header opens");
-    assert!(ok > 0 && err > 0, "some flips are harmless, some are caught ({ok} ok, {err} errors)");
+    assert!(
+        queue_of::<u64>().open(&name).is_ok(),
+        "the restored header opens"
+    );
+    assert!(
+        ok > 0 && err > 0,
+        "some flips are harmless, some are caught ({ok} ok, {err} errors)"
+    );
     Segment::unlink(&name).unwrap();
     leaks.finish();
 }
@@ -287,15 +403,34 @@ fn full_dev_shm_in_a_private_mount_namespace() {
     }
     let script = "mount -t tmpfs -o size=64k tmpfs /dev/shm && exec \"$0\" \"$@\"";
     let mut child = child_builder(&test_name!(), "small-shm")
-        .wrapper(&["unshare", "--mount", "--propagation", "private", "sh", "-c", script])
+        .wrapper(&[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+        ])
         .spawn(|| {
             let opts = SegmentOptions::new(ObjectKind::RAW);
-            let seg = opts.clone().len(32 << 10).max_len(1 << 20).create("fits").unwrap();
+            let seg = opts
+                .clone()
+                .len(32 << 10)
+                .max_len(1 << 20)
+                .create("fits")
+                .unwrap();
             // SAFETY: every mapped byte is inside the segment's data and nobody else uses it.
             unsafe { std::ptr::write_bytes(seg.data().as_ptr(), 0xab, seg.data_len()) };
-            assert!(matches!(opts.clone().len(64 << 10).create("too-big"), Err(CreateError::NoSpace { .. })));
+            assert!(matches!(
+                opts.clone().len(64 << 10).create("too-big"),
+                Err(CreateError::NoSpace { .. })
+            ));
             assert!(!std::path::Path::new("/dev/shm/multiproc.too-big").exists());
-            assert!(matches!(seg.grow(512 << 10), Err(shm_segment::GrowError::NoSpace { .. })));
+            assert!(matches!(
+                seg.grow(512 << 10),
+                Err(shm_segment::GrowError::NoSpace { .. })
+            ));
             // SAFETY: as above; the failed grow changed nothing that is mapped.
             unsafe { std::ptr::write_bytes(seg.data().as_ptr(), 0xcd, seg.data_len()) };
             signal_parent("checked");
@@ -305,7 +440,9 @@ fn full_dev_shm_in_a_private_mount_namespace() {
         Err(e) => {
             let tail = child.stderr_tail().join("\n");
             if tail.contains("unshare failed") || tail.contains("mount:") {
-                test_support::skip(&format!("cannot make a private mount namespace here: {tail}"));
+                test_support::skip(&format!(
+                    "cannot make a private mount namespace here: {tail}"
+                ));
             } else {
                 panic!("child failed: {e}\n{tail}");
             }

@@ -11,7 +11,10 @@ pub const STEP: Duration = Duration::from_secs(20);
 
 /// The `index`-th `u64` word of the segment's data, as an atomic.
 pub fn word(seg: &Segment, index: usize) -> &AtomicU64 {
-    assert!((index + 1) * 8 <= seg.data_len(), "word {index} is outside the mapped data");
+    assert!(
+        (index + 1) * 8 <= seg.data_len(),
+        "word {index} is outside the mapped data"
+    );
     // SAFETY: in bounds (checked above), 8-aligned (the data area is 128-aligned), and the
     // words are only ever accessed atomically, in every process.
     unsafe { AtomicU64::from_ptr(seg.data().as_ptr().cast::<u64>().add(index)) }
