@@ -25,6 +25,17 @@ use crate::{ObjectKind, ProcessId, Segment, SegmentName, UnlinkError, sys};
 const HEADERLESS_GRACE: Duration = Duration::from_secs(10);
 
 /// The state of a named segment as `ls` shows it.
+///
+/// # Examples
+///
+/// ```
+/// use shm_segment::catalog::{describe_name, SegmentState};
+/// use shm_segment::{ObjectKind, SegmentOptions};
+/// # let name = format!("doc-state-{}", std::process::id());
+/// let _seg = SegmentOptions::new(ObjectKind::RAW).create(&name)?;
+/// assert_eq!(describe_name(&name).unwrap().state, SegmentState::Ready);
+/// # Ok::<(), shm_segment::CreateError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SegmentState {
@@ -45,6 +56,18 @@ pub enum SegmentState {
 }
 
 /// What `ls` knows about one named segment.
+///
+/// # Examples
+///
+/// ```
+/// use shm_segment::{catalog, ObjectKind, SegmentOptions};
+/// # let name = format!("doc-info-{}", std::process::id());
+/// let _seg = SegmentOptions::new(ObjectKind::LOCK).create(&name)?;
+/// let info = catalog::describe_name(&name).unwrap();
+/// assert_eq!(info.creator.unwrap().pid, std::process::id());
+/// assert_eq!(info.attached.len(), 1);
+/// # Ok::<(), shm_segment::CreateError>(())
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct SegmentInfo {
     /// The segment's name (without the `multiproc.` prefix).
@@ -191,6 +214,14 @@ fn describe(name: &SegmentName) -> Option<SegmentInfo> {
 }
 
 /// What [`gc`] did.
+///
+/// # Examples
+///
+/// ```
+/// let report = shm_segment::catalog::gc_matching("doc-nothing-here-", true)?;
+/// assert!(report.removed.is_empty());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GcReport {
     /// Stale segments removed (or, in a dry run, that would be removed).

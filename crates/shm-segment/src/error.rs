@@ -6,6 +6,13 @@ use std::time::Duration;
 use crate::{ObjectKind, ProcessId, TypeFingerprint};
 
 /// A segment name that cannot be used.
+///
+/// # Examples
+///
+/// ```
+/// let err = shm_segment::SegmentName::new("a/b").unwrap_err();
+/// assert!(err.to_string().contains("'/'"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid segment name {name:?}: {reason}")]
 pub struct InvalidName {
@@ -16,6 +23,17 @@ pub struct InvalidName {
 }
 
 /// Why a segment could not be created.
+///
+/// # Examples
+///
+/// ```
+/// use shm_segment::{CreateError, ObjectKind, SegmentOptions};
+/// # let name = format!("doc-create-error-{}", std::process::id());
+/// let opts = SegmentOptions::new(ObjectKind::RAW);
+/// let _first = opts.create(&name)?;
+/// assert!(matches!(opts.create(&name), Err(CreateError::AlreadyExists { .. })));
+/// # Ok::<(), CreateError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CreateError {
@@ -67,6 +85,14 @@ pub enum CreateError {
 }
 
 /// Why a segment could not be opened.
+///
+/// # Examples
+///
+/// ```
+/// use shm_segment::{ObjectKind, OpenError, SegmentOptions};
+/// let missing = SegmentOptions::new(ObjectKind::RAW).open("doc-surely-missing");
+/// assert!(matches!(missing, Err(OpenError::NotFound { .. })));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -216,6 +242,14 @@ pub enum OpenError {
 }
 
 /// Why `create_or_open` failed.
+///
+/// # Examples
+///
+/// ```
+/// use shm_segment::{CreateError, CreateOrOpenError, ObjectKind, SegmentOptions};
+/// let bad = SegmentOptions::new(ObjectKind::RAW).create_or_open("no spaces please");
+/// assert!(matches!(bad, Err(CreateOrOpenError::Create(CreateError::InvalidName(_)))));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CreateOrOpenError {
@@ -228,6 +262,15 @@ pub enum CreateOrOpenError {
 }
 
 /// Why a segment could not grow.
+///
+/// # Examples
+///
+/// ```
+/// use shm_segment::{GrowError, ObjectKind, SegmentOptions};
+/// let seg = SegmentOptions::new(ObjectKind::RAW).len(16).create_anonymous()?;
+/// assert!(matches!(seg.grow(1 << 20), Err(GrowError::TooLarge { .. })));
+/// # Ok::<(), shm_segment::CreateError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GrowError {
@@ -269,6 +312,13 @@ pub enum GrowError {
 }
 
 /// Why a named segment could not be removed.
+///
+/// # Examples
+///
+/// ```
+/// use shm_segment::{Segment, UnlinkError};
+/// assert!(matches!(Segment::unlink("doc-not-there"), Err(UnlinkError::NotFound { .. })));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UnlinkError {

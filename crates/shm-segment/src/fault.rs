@@ -8,6 +8,12 @@
 //! feature on this crate (as the test builds do) arms every point of the stack.
 
 /// The environment variable naming the point to park at.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(shm_segment::fault::PARK_ENV, "MULTIPROC_FAULT_PARK");
+/// ```
 pub const PARK_ENV: &str = "MULTIPROC_FAULT_PARK";
 
 /// Marks a fault point named `name` (`"crate.operation.moment"`).

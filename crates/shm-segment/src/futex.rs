@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 use crate::sys;
 
 /// How a single [`wait`] ended.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::AtomicU32;
+/// use shm_segment::futex::{wait, WaitOutcome};
+/// assert_eq!(wait(&AtomicU32::new(1), 0, None), WaitOutcome::ValueChanged);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitOutcome {
     /// Woken by [`wake`], or spuriously: re-check the condition.
@@ -24,6 +32,15 @@ pub enum WaitOutcome {
 }
 
 /// A deadline passed before the awaited condition held.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::AtomicU32;
+/// use std::time::Instant;
+/// use shm_segment::futex::{wait_until, TimedOut};
+/// assert_eq!(wait_until(&AtomicU32::new(0), |v| v == 1, Some(Instant::now())), Err(TimedOut));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("timed out")]
 pub struct TimedOut;

@@ -26,6 +26,14 @@ macro_rules! kinds {
             $($(#[$doc])* pub const $konst: ObjectKind = ObjectKind($code);)*
 
             /// A short lowercase name (`"queue"`), or `None` for a user-defined code.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use shm_segment::ObjectKind;
+            /// assert_eq!(ObjectKind::LOCK.known_name(), Some("lock"));
+            /// assert_eq!(ObjectKind::new(0x1_0000).known_name(), None);
+            /// ```
             pub fn known_name(self) -> Option<&'static str> {
                 match self.0 {
                     $($code => Some($name),)*
@@ -79,19 +87,45 @@ kinds! {
 
 impl ObjectKind {
     /// The first code free for kinds defined outside the multiproc crates.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::ObjectKind;
+    /// const MY_KIND: ObjectKind = ObjectKind::new(ObjectKind::FIRST_USER_CODE + 7);
+    /// assert_eq!(MY_KIND.known_name(), None);
+    /// ```
     pub const FIRST_USER_CODE: u32 = 0x1_0000;
 
     /// A kind from its numeric code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shm_segment::ObjectKind::new(16), shm_segment::ObjectKind::QUEUE);
+    /// ```
     pub const fn new(code: u32) -> Self {
         ObjectKind(code)
     }
 
     /// The numeric code stored in the header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shm_segment::ObjectKind::QUEUE.code(), 16);
+    /// ```
     pub const fn code(self) -> u32 {
         self.0
     }
 
     /// The name, or `kind#CODE` for a code without one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shm_segment::ObjectKind::DICT.name(), "dict");
+    /// ```
     pub fn name(self) -> String {
         self.to_string()
     }
@@ -141,6 +175,15 @@ pub struct TypeFingerprint {
 
 impl TypeFingerprint {
     /// The fingerprint of an untyped segment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions, TypeFingerprint};
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).create_anonymous()?;
+    /// assert_eq!(seg.fingerprint(), TypeFingerprint::NONE);
+    /// # Ok::<(), shm_segment::CreateError>(())
+    /// ```
     pub const NONE: TypeFingerprint = TypeFingerprint {
         size: 0,
         align: 0,
@@ -148,6 +191,13 @@ impl TypeFingerprint {
     };
 
     /// The fingerprint of `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::TypeFingerprint;
+    /// assert_eq!(TypeFingerprint::of::<[u8; 3]>().size, 3);
+    /// ```
     pub fn of<T>() -> Self {
         let size = std::mem::size_of::<T>();
         let align = std::mem::align_of::<T>();

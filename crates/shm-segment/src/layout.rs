@@ -9,33 +9,102 @@ use std::mem::{offset_of, size_of};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `b"MPSEGHDR"` read as a little-endian integer: the first eight bytes of every segment.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(&shm_segment::layout::MAGIC.to_le_bytes(), b"MPSEGHDR");
+/// ```
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MPSEGHDR");
 
 /// The version of this layout (of the header and of the handshake around it).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(shm_segment::layout::LAYOUT_VERSION, 1);
+/// ```
 pub const LAYOUT_VERSION: u32 = 1;
 
 /// Bytes reserved for the header; the object's data starts here.
+///
+/// # Examples
+///
+/// ```
+/// use shm_segment::layout::{Header, HEADER_LEN};
+/// assert_eq!(std::mem::size_of::<Header>(), HEADER_LEN);
+/// ```
 pub const HEADER_LEN: usize = 1024;
 
 /// How many processes the attach table records at once.
+///
+/// # Examples
+///
+/// ```
+/// use shm_segment::layout::{Header, ATTACH_SLOTS};
+/// use zerocopy::FromZeros;
+/// assert_eq!(Header::new_zeroed().attach.len(), ATTACH_SLOTS);
+/// ```
 pub const ATTACH_SLOTS: usize = 56;
 
 /// The largest total length (header + data + growth room) a segment may declare: 1 TiB.
+///
+/// # Examples
+///
+/// ```
+/// use shm_segment::{CreateError, ObjectKind, SegmentOptions};
+/// let huge = SegmentOptions::new(ObjectKind::RAW).len(shm_segment::layout::MAX_TOTAL_LEN as usize);
+/// assert!(matches!(huge.create_anonymous(), Err(CreateError::InvalidSize { .. })));
+/// ```
 pub const MAX_TOTAL_LEN: u64 = 1 << 40;
 
 /// `init_state`: the file exists but the header is not yet written.
+///
+/// # Examples
+///
+/// ```
+/// use shm_segment::layout::*;
+/// let states = [STATE_EMPTY, STATE_INITIALISING, STATE_READY, STATE_FAILED];
+/// assert_eq!(states, [0, 1, 2, 3]);
+/// ```
 pub const STATE_EMPTY: u32 = 0;
 /// `init_state`: the header is written; the creator is initialising the object.
+///
+/// # Examples
+///
+/// ```
+/// assert!(shm_segment::layout::STATE_INITIALISING < shm_segment::layout::STATE_READY);
+/// ```
 pub const STATE_INITIALISING: u32 = 1;
 /// `init_state`: the object is initialised and may be used.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(shm_segment::layout::STATE_READY, 2);
+/// ```
 pub const STATE_READY: u32 = 2;
 /// `init_state`: the creator's initialisation failed; the segment is being removed.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(shm_segment::layout::STATE_FAILED, 3);
+/// ```
 pub const STATE_FAILED: u32 = 3;
 
 /// One entry of the attach table: a process that has the segment open.
 ///
 /// `pid == 0` marks a free slot. A slot is claimed by a compare-exchange of `pid` from 0,
 /// then `start_time` is stored; it is released by clearing `start_time`, then `pid`.
+///
+/// # Examples
+///
+/// ```
+/// use shm_segment::layout::AttachSlot;
+/// use zerocopy::FromZeros;
+/// assert_eq!(AttachSlot::new_zeroed().pid, 0); // a free slot
+/// ```
 #[repr(C)]
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
 pub struct AttachSlot {
@@ -53,6 +122,22 @@ pub struct AttachSlot {
 /// Fields marked *atomic* change after creation and are only accessed through atomics;
 /// the others are written once by the creator before `magic` is published (Release) and
 /// read by openers after they load `magic` (Acquire).
+///
+/// # Examples
+///
+/// ```
+/// use shm_segment::layout::{Header, HEADER_LEN, MAGIC};
+/// use shm_segment::{ObjectKind, SegmentOptions};
+/// use zerocopy::FromBytes;
+///
+/// let seg = SegmentOptions::new(ObjectKind::QUEUE).create_anonymous()?;
+/// // Read a copy of the header the way `multiproc ls` does: pread, never a mapping.
+/// let mut bytes = [0u8; HEADER_LEN];
+/// std::io::Read::read_exact(&mut std::fs::File::from(seg.fd().try_clone_to_owned()?), &mut bytes)?;
+/// let header = Header::read_from_bytes(&bytes[..]).unwrap();
+/// assert_eq!((header.magic, header.kind), (MAGIC, ObjectKind::QUEUE.code()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[repr(C)]
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
 pub struct Header {

@@ -57,6 +57,14 @@ static CURRENT_PID: AtomicU64 = AtomicU64::new(0);
 
 impl ProcessId {
     /// The calling process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let me = shm_segment::ProcessId::current();
+    /// assert_eq!(me.pid, std::process::id());
+    /// assert_ne!(me.start_time, 0);
+    /// ```
     pub fn current() -> Self {
         let pid = sys::getpid();
         if CURRENT_PID.load(Ordering::Acquire) == u64::from(pid) {
@@ -72,6 +80,13 @@ impl ProcessId {
     }
 
     /// The process that has `pid` now, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::ProcessId;
+    /// assert_eq!(ProcessId::of(std::process::id()), Some(ProcessId::current()));
+    /// ```
     pub fn of(pid: u32) -> Option<Self> {
         proc_stat(pid).map(|s| ProcessId {
             pid,
@@ -83,6 +98,14 @@ impl ProcessId {
     ///
     /// A zombie (exited, not yet reaped) counts as dead: it holds no memory and no locks. A
     /// `start_time` of 0 means "unknown" and matches any live process with this pid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::ProcessId;
+    /// assert!(ProcessId::current().is_alive());
+    /// assert!(!ProcessId { pid: u32::MAX - 1, start_time: 1 }.is_alive());
+    /// ```
     pub fn is_alive(&self) -> bool {
         match proc_stat(self.pid) {
             None => false,

@@ -25,6 +25,12 @@ macro_rules! unsafe_field {
 }
 
 /// How long openers wait for a creator to finish initialising, unless told otherwise.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(shm_segment::DEFAULT_INIT_TIMEOUT.as_secs(), 5);
+/// ```
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Options for creating and opening segments: the object kind and element type (recorded by
@@ -54,6 +60,15 @@ pub struct SegmentOptions {
 impl SegmentOptions {
     /// Options for a segment holding a `kind` object with no element type
     /// ([`TypeFingerprint::NONE`]) and no data bytes; set them with the other methods.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// let seg = SegmentOptions::new(ObjectKind::EVENT).create_anonymous()?;
+    /// assert_eq!(seg.kind(), ObjectKind::EVENT);
+    /// # Ok::<(), shm_segment::CreateError>(())
+    /// ```
     pub fn new(kind: ObjectKind) -> Self {
         SegmentOptions {
             kind: Some(kind),
@@ -102,6 +117,15 @@ impl SegmentOptions {
     }
 
     /// Data bytes to create the segment with (rounded up so the file is whole pages).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).len(100).create_anonymous()?;
+    /// assert!(seg.data_len() >= 100);
+    /// # Ok::<(), shm_segment::CreateError>(())
+    /// ```
     pub fn len(mut self, len: usize) -> Self {
         self.len = len;
         self
@@ -125,6 +149,18 @@ impl SegmentOptions {
     }
 
     /// Permission bits of a named segment (default `0o600`: the owner only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::fs::PermissionsExt;
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// # let name = format!("doc-mode-{}", std::process::id());
+    /// let _seg = SegmentOptions::new(ObjectKind::RAW).mode(0o640).create(&name)?;
+    /// let mode = std::fs::metadata(format!("/dev/shm/multiproc.{name}"))?.permissions().mode();
+    /// assert_eq!(mode & 0o777, 0o640);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode & 0o777;
         self
@@ -132,6 +168,15 @@ impl SegmentOptions {
 
     /// How long [`open`](Self::open) waits for the creator to publish "ready" (default
     /// [`DEFAULT_INIT_TIMEOUT`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shm_segment::{ObjectKind, OpenError, SegmentOptions};
+    /// let quick = SegmentOptions::new(ObjectKind::RAW).init_timeout(Duration::from_millis(10));
+    /// assert!(matches!(quick.open("doc-absent"), Err(OpenError::NotFound { .. })));
+    /// ```
     pub fn init_timeout(mut self, timeout: Duration) -> Self {
         self.init_timeout = timeout;
         self
@@ -925,6 +970,18 @@ impl Segment {
 
     /// The processes recorded as having this segment open (dead ones included until
     /// someone sweeps them), and whether the table overflowed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).create_anonymous()?;
+    /// let other = SegmentOptions::new(ObjectKind::RAW).open_fd(seg.fd().try_clone_to_owned()?)?;
+    /// assert_eq!(seg.attached().len(), 2);
+    /// drop(other);
+    /// assert_eq!(seg.attached(), vec![shm_segment::ProcessId::current()]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn attached(&self) -> Vec<ProcessId> {
         (0..ATTACH_SLOTS)
             .filter_map(|i| {
@@ -938,21 +995,61 @@ impl Segment {
     }
 
     /// The segment's name, or `None` for an anonymous segment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// # let name = format!("doc-name-{}", std::process::id());
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).create(&name)?;
+    /// assert_eq!(seg.name().unwrap().as_str(), name);
+    /// assert!(SegmentOptions::new(ObjectKind::RAW).create_anonymous()?.name().is_none());
+    /// # Ok::<(), shm_segment::CreateError>(())
+    /// ```
     pub fn name(&self) -> Option<&SegmentName> {
         self.name.as_ref()
     }
 
     /// Whether this handle created the segment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).create_anonymous()?;
+    /// assert!(seg.is_creator());
+    /// let opened = SegmentOptions::new(ObjectKind::RAW).open_fd(seg.fd().try_clone_to_owned()?)?;
+    /// assert!(!opened.is_creator());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_creator(&self) -> bool {
         self.creator
     }
 
     /// The object kind from the header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// let seg = SegmentOptions::new(ObjectKind::BARRIER).create_anonymous()?;
+    /// assert_eq!(seg.kind(), ObjectKind::BARRIER);
+    /// # Ok::<(), shm_segment::CreateError>(())
+    /// ```
     pub fn kind(&self) -> ObjectKind {
         ObjectKind::new(self.static_u32(|h| unsafe_field!(h, kind)))
     }
 
     /// The element type fingerprint from the header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions, TypeFingerprint};
+    /// let seg = SegmentOptions::new(ObjectKind::VALUE).fingerprint(TypeFingerprint::of::<f64>()).create_anonymous()?;
+    /// assert_eq!(seg.fingerprint(), TypeFingerprint::of::<f64>());
+    /// # Ok::<(), shm_segment::CreateError>(())
+    /// ```
     pub fn fingerprint(&self) -> TypeFingerprint {
         TypeFingerprint {
             size: self.static_u32(|h| unsafe_field!(h, type_size)),
@@ -962,6 +1059,15 @@ impl Segment {
     }
 
     /// The process that created the segment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).create_anonymous()?;
+    /// assert_eq!(seg.creator(), shm_segment::ProcessId::current());
+    /// # Ok::<(), shm_segment::CreateError>(())
+    /// ```
     pub fn creator(&self) -> ProcessId {
         ProcessId {
             pid: self.static_u32(|h| unsafe_field!(h, creator_pid)),
@@ -970,12 +1076,34 @@ impl Segment {
     }
 
     /// The growth generation: how many times the segment has grown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).max_len(1 << 20).create_anonymous()?;
+    /// assert_eq!(seg.generation(), 0);
+    /// seg.grow(1 << 20)?;
+    /// assert_eq!(seg.generation(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn generation(&self) -> u64 {
         self.fields().generation.load(Ordering::Acquire)
     }
 
     /// Start of the object's data area (aligned to 128 bytes), valid for
     /// [`data_len`](Self::data_len) bytes for as long as this handle lives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).len(16).create_anonymous()?;
+    /// assert_eq!(seg.data().as_ptr() as usize % 128, 0);
+    /// // SAFETY: 16 data bytes, used by nobody else.
+    /// unsafe { seg.data().as_ptr().add(15).write(1) };
+    /// # Ok::<(), shm_segment::CreateError>(())
+    /// ```
     pub fn data(&self) -> NonNull<u8> {
         // SAFETY: HEADER_LEN < mapped length, so the result is inside the mapping.
         unsafe { self.mapping.base.add(HEADER_LEN) }
@@ -983,11 +1111,29 @@ impl Segment {
 
     /// Data bytes this handle has mapped. Another process may have grown the segment
     /// since; [`refresh`](Self::refresh) maps the rest.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).len(1).create_anonymous()?;
+    /// assert!(seg.data_len() >= 1); // rounded up to whole pages
+    /// # Ok::<(), shm_segment::CreateError>(())
+    /// ```
     pub fn data_len(&self) -> usize {
         self.mapping.mapped.load(Ordering::Acquire) - HEADER_LEN
     }
 
     /// The most data bytes the segment can grow to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).len(1).max_len(1 << 20).create_anonymous()?;
+    /// assert!(seg.max_data_len() >= 1 << 20);
+    /// # Ok::<(), shm_segment::CreateError>(())
+    /// ```
     pub fn max_data_len(&self) -> usize {
         self.mapping.reserved - HEADER_LEN
     }
@@ -1024,7 +1170,9 @@ impl Segment {
         let total = fields.total_len.load(Ordering::Acquire);
         let mapped = self.mapping.mapped.load(Ordering::Acquire);
         if total > mapped as u64 {
-            if total > self.mapping.reserved as u64 || !total.is_multiple_of(sys::page_size() as u64) {
+            if total > self.mapping.reserved as u64
+                || !total.is_multiple_of(sys::page_size() as u64)
+            {
                 return Err(GrowError::Corrupt {
                     reason: format!(
                         "header length {total} exceeds the reserved {}",
@@ -1120,16 +1268,47 @@ impl Segment {
     /// Keeps a named segment in `/dev/shm` after this (creating) handle is dropped, for
     /// other processes to open later. Remove it with [`Segment::unlink`] or `multiproc rm`.
     /// Has no effect on anonymous segments.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// # let name = format!("doc-persist-{}", std::process::id());
+    /// SegmentOptions::new(ObjectKind::RAW).create(&name)?.persist();
+    /// assert!(SegmentOptions::new(ObjectKind::RAW).open(&name).is_ok(), "still there");
+    /// shm_segment::Segment::unlink(&name)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn persist(&self) {
         self.unlink_on_drop.store(false, Ordering::Relaxed);
     }
 
     /// The segment's file descriptor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// use std::os::fd::AsRawFd;
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).create_anonymous()?;
+    /// assert!(seg.fd().as_raw_fd() > 2);
+    /// # Ok::<(), shm_segment::CreateError>(())
+    /// ```
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 
     /// Inode of the backing file (identifies the segment across descriptors).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// let a = SegmentOptions::new(ObjectKind::RAW).create_anonymous()?;
+    /// let b = SegmentOptions::new(ObjectKind::RAW).open_fd(a.fd().try_clone_to_owned()?)?;
+    /// assert_eq!(a.inode(), b.inode());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn inode(&self) -> u64 {
         self.ino
     }
@@ -1170,6 +1349,15 @@ impl Segment {
 
     /// Whether the attach table overflowed (more than 56 handles at once), in which case
     /// it does not list every process that has the segment open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).create_anonymous()?;
+    /// assert!(!seg.attach_overflowed());
+    /// # Ok::<(), shm_segment::CreateError>(())
+    /// ```
     pub fn attach_overflowed(&self) -> bool {
         self.fields().attach_overflow.load(Ordering::Acquire) != 0
     }

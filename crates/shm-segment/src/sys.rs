@@ -21,27 +21,27 @@ use rustix::io::FdFlags;
 use rustix::mm::{MapFlags, ProtFlags};
 
 /// Where named POSIX shared memory objects appear as files.
-pub const SHM_DIR: &str = "/dev/shm";
+pub(crate) const SHM_DIR: &str = "/dev/shm";
 
 /// The system's page size: every mapping and every segment length is a multiple of it.
-pub fn page_size() -> usize {
+pub(crate) fn page_size() -> usize {
     rustix::param::page_size()
 }
 
 /// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)`.
-pub fn memfd_create(debug_name: &str) -> io::Result<OwnedFd> {
+pub(crate) fn memfd_create(debug_name: &str) -> io::Result<OwnedFd> {
     let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
     rustix::fs::memfd_create(debug_name, flags).map_err(Into::into)
 }
 
 /// Forbids shrinking the memfd, so no holder can truncate it under another's mapping (which
 /// would make that mapping raise SIGBUS). Growing stays allowed.
-pub fn seal_against_shrinking(fd: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn seal_against_shrinking(fd: BorrowedFd<'_>) -> io::Result<()> {
     rustix::fs::fcntl_add_seals(fd, rustix::fs::SealFlags::SHRINK).map_err(Into::into)
 }
 
 /// `shm_open("/<name>", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode)`.
-pub fn shm_create_exclusive(os_name: &str, mode: u32) -> io::Result<OwnedFd> {
+pub(crate) fn shm_create_exclusive(os_name: &str, mode: u32) -> io::Result<OwnedFd> {
     let flags = rustix::shm::OFlags::RDWR | rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL;
     let fd = rustix::shm::open(os_name, flags, Mode::from_raw_mode(mode))?;
     // shm_open applies the umask; set the mode we were asked for exactly.
@@ -50,7 +50,7 @@ pub fn shm_create_exclusive(os_name: &str, mode: u32) -> io::Result<OwnedFd> {
 }
 
 /// `shm_open("/<name>", O_RDWR | O_CLOEXEC)`.
-pub fn shm_open_existing(os_name: &str, writable: bool) -> io::Result<OwnedFd> {
+pub(crate) fn shm_open_existing(os_name: &str, writable: bool) -> io::Result<OwnedFd> {
     let flags = if writable {
         rustix::shm::OFlags::RDWR
     } else {
@@ -60,12 +60,12 @@ pub fn shm_open_existing(os_name: &str, writable: bool) -> io::Result<OwnedFd> {
 }
 
 /// `shm_unlink("/<name>")`.
-pub fn shm_unlink(os_name: &str) -> io::Result<()> {
+pub(crate) fn shm_unlink(os_name: &str) -> io::Result<()> {
     rustix::shm::unlink(os_name).map_err(Into::into)
 }
 
 /// Opens a file by path for reading and writing (used for `/proc/PID/fd/N`).
-pub fn open_path_rw(path: &str) -> io::Result<OwnedFd> {
+pub(crate) fn open_path_rw(path: &str) -> io::Result<OwnedFd> {
     rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).map_err(Into::into)
 }
 
@@ -73,7 +73,7 @@ pub fn open_path_rw(path: &str) -> io::Result<OwnedFd> {
 ///
 /// tmpfs and memfd support `fallocate`; where a filesystem does not (`EOPNOTSUPP`), the
 /// file is extended with `ftruncate` instead, which cannot report a full device early.
-pub fn allocate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
+pub(crate) fn allocate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
     match rustix::fs::fallocate(fd, FallocateFlags::empty(), 0, len) {
         Err(rustix::io::Errno::OPNOTSUPP) => {
             let current = file_len(fd)?;
@@ -88,7 +88,7 @@ pub fn allocate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
 
 /// Identity and size of an open file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStat {
+pub(crate) struct FileStat {
     /// Length in bytes.
     pub len: u64,
     /// Device number.
@@ -104,7 +104,7 @@ pub struct FileStat {
 }
 
 /// `fstat`.
-pub fn stat(fd: BorrowedFd<'_>) -> io::Result<FileStat> {
+pub(crate) fn stat(fd: BorrowedFd<'_>) -> io::Result<FileStat> {
     let st = rustix::fs::fstat(fd)?;
     Ok(FileStat {
         len: u64::try_from(st.st_size).unwrap_or(0),
@@ -117,12 +117,12 @@ pub fn stat(fd: BorrowedFd<'_>) -> io::Result<FileStat> {
 }
 
 /// The file's current length.
-pub fn file_len(fd: BorrowedFd<'_>) -> io::Result<u64> {
+pub(crate) fn file_len(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(stat(fd)?.len)
 }
 
 /// Reads up to `buf.len()` bytes at `offset`, retrying on `EINTR` and short reads.
-pub fn read_at(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(crate) fn read_at(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         match rustix::io::pread(fd, &mut buf[done..], offset + done as u64) {
@@ -136,7 +136,7 @@ pub fn read_at(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<us
 }
 
 /// Reserves `len` bytes of address space with no access and no backing memory.
-pub fn reserve(len: usize) -> io::Result<NonNull<u8>> {
+pub(crate) fn reserve(len: usize) -> io::Result<NonNull<u8>> {
     // SAFETY: a null hint lets the kernel choose the address; nothing is overwritten.
     let ptr = unsafe {
         rustix::mm::mmap_anonymous(
@@ -156,7 +156,7 @@ pub fn reserve(len: usize) -> io::Result<NonNull<u8>> {
 ///
 /// `at..at + len` must lie inside a reservation made by [`reserve`] that this process owns
 /// and that no Rust reference currently points into; `at` and `offset` must be page-aligned.
-pub unsafe fn map_fixed(
+pub(crate) unsafe fn map_fixed(
     at: NonNull<u8>,
     len: usize,
     fd: BorrowedFd<'_>,
@@ -183,13 +183,13 @@ pub unsafe fn map_fixed(
 /// # Safety
 ///
 /// The range must be a mapping this process owns and that nothing will touch again.
-pub unsafe fn unmap(at: NonNull<u8>, len: usize) -> io::Result<()> {
+pub(crate) unsafe fn unmap(at: NonNull<u8>, len: usize) -> io::Result<()> {
     // SAFETY: forwarded to the caller.
     unsafe { rustix::mm::munmap(at.as_ptr().cast(), len).map_err(Into::into) }
 }
 
 /// The calling process's id.
-pub fn getpid() -> u32 {
+pub(crate) fn getpid() -> u32 {
     rustix::process::getpid()
         .as_raw_nonzero()
         .get()
@@ -197,12 +197,12 @@ pub fn getpid() -> u32 {
 }
 
 /// Reads `/proc/PID/stat`: `None` when no such process exists.
-pub fn read_proc_stat(pid: u32) -> Option<String> {
+pub(crate) fn read_proc_stat(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
 }
 
 /// Clears `FD_CLOEXEC` on `fd`. Async-signal-safe: callable between `fork` and `exec`.
-pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+pub(crate) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     // SAFETY: the caller keeps `fd` open for the duration of this call (it is one of the
     // descriptors it hands to the child).
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -210,12 +210,12 @@ pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
 }
 
 /// Duplicates `fd` with `FD_CLOEXEC` set.
-pub fn dup_cloexec(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+pub(crate) fn dup_cloexec(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(Into::into)
 }
 
 /// Whether `fd` is an open descriptor in this process.
-pub fn fd_is_open(fd: RawFd) -> bool {
+pub(crate) fn fd_is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only queries; a closed fd number yields EBADF, never UB.
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
     rustix::io::fcntl_getfd(fd).is_ok()
@@ -226,7 +226,11 @@ pub fn fd_is_open(fd: RawFd) -> bool {
 /// Returns `Ok(())` when woken (or spuriously), `Err(TimedOut)`, `Err(WouldBlock)` when the
 /// word no longer held `expected`, or `Err(Interrupted)` on a signal. Uses the shared
 /// (non-private) futex so that waiters in other processes are found.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> io::Result<()> {
+pub(crate) fn futex_wait(
+    word: &AtomicU32,
+    expected: u32,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
     use rustix::thread::futex;
     let ts = timeout.map(|d| rustix::time::Timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
@@ -236,14 +240,14 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) ->
 }
 
 /// Wakes up to `count` waiters blocked on `word` in any process; returns how many woke.
-pub fn futex_wake(word: &AtomicU32, count: u32) -> usize {
+pub(crate) fn futex_wake(word: &AtomicU32, count: u32) -> usize {
     use rustix::thread::futex;
     // FUTEX_WAKE fails only for an invalid address, which a &AtomicU32 cannot be.
     futex::wake(word, futex::Flags::empty(), count).unwrap_or(0)
 }
 
 /// Names of the entries of [`SHM_DIR`].
-pub fn list_shm_dir() -> io::Result<Vec<String>> {
+pub(crate) fn list_shm_dir() -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(SHM_DIR)? {
         if let Some(name) = entry?.file_name().to_str() {
@@ -257,7 +261,7 @@ pub fn list_shm_dir() -> io::Result<Vec<String>> {
 ///
 /// Processes whose maps cannot be read (another user's, without privilege) are counted as
 /// mapping it, so the answer errs towards "in use".
-pub fn any_process_maps(file_name: &str) -> bool {
+pub(crate) fn any_process_maps(file_name: &str) -> bool {
     let needle = format!("{SHM_DIR}/{file_name}");
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return true;

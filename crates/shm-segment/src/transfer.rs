@@ -43,6 +43,12 @@ use crate::{OpenError, ProcessId, Segment, SegmentOptions, sys};
 
 /// The environment variable through which a child learns the numbers of the descriptors
 /// it inherited (comma-separated, in the order of the collected list).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(shm_segment::transfer::INHERIT_ENV, "MULTIPROC_INHERITED_FDS");
+/// ```
 pub const INHERIT_ENV: &str = "MULTIPROC_INHERITED_FDS";
 
 thread_local! {
@@ -193,6 +199,17 @@ impl SegmentToken {
     ///
     /// Everything [`SegmentOptions::open`] returns, and [`OpenError::HolderGone`] when an
     /// anonymous segment's sender has exited or closed it and no descriptor was supplied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, SegmentOptions};
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).create_anonymous()?;
+    /// // Without a descriptor scope, the token reopens this live process's memfd via /proc.
+    /// let again = seg.token().open(&SegmentOptions::new(ObjectKind::RAW))?;
+    /// assert_eq!(again.inode(), seg.inode());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(&self, options: &SegmentOptions) -> Result<Segment, OpenError> {
         match self {
             SegmentToken::Named { name } => options.open(name),
@@ -248,6 +265,17 @@ fn reopen_from_holder(holder: ProcessId, holder_fd: i32) -> Result<OwnedFd, Open
 impl Segment {
     /// The token this handle serialises as. Inside [`collect_fds`], an anonymous segment's
     /// descriptor is duplicated into the collected list.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{transfer, transfer::SegmentToken, ObjectKind, SegmentOptions};
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).create_anonymous()?;
+    /// let (token, fds) = transfer::collect_fds(|| seg.token());
+    /// assert!(matches!(token, SegmentToken::Anonymous { index: Some(0), .. }));
+    /// assert_eq!(fds.len(), 1);
+    /// # Ok::<(), shm_segment::CreateError>(())
+    /// ```
     pub fn token(&self) -> SegmentToken {
         match self.name() {
             Some(name) => SegmentToken::Named {
