@@ -426,3 +426,68 @@ fn open_is_permission_denied_for_another_user() {
     drop(seg);
     leaks.finish();
 }
+
+#[test]
+fn named_handle_travels_as_its_name() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let name = shared_env("SEG_NAME", || unique_name("serde-named"));
+    let mut child = child_builder(&test_name!(), "receiver")
+        .env("SEG_NAME", &name)
+        .spawn(|| {
+            let json = wait_parent_line();
+            assert!(
+                json.contains(&name),
+                "a named handle serialises as its name: {json}"
+            );
+            let seg: Segment = serde_json::from_str(&json).unwrap();
+            assert_eq!(seg.name().unwrap().as_str(), name);
+            assert!(!seg.is_creator());
+            store(&seg, 0, 5);
+            signal_parent("stored");
+        });
+    let leaks = ShmLeakCheck::new(&name);
+    let seg = opts().create(&name).unwrap();
+    child
+        .send_line(&serde_json::to_string(&seg).unwrap())
+        .unwrap();
+    child.wait_line("stored", STEP).unwrap();
+    child.wait_success(STEP);
+    assert_eq!(load(&seg, 0), 5);
+    drop(seg);
+    leaks.finish();
+}
+
+fn shmem_kib() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let line = meminfo.lines().find(|l| l.starts_with("Shmem:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// An anonymous segment needs no cleanup: when its only holder is SIGKILLed, the kernel
+/// frees its memory (it never had a name in /dev/shm to leave behind).
+#[test]
+fn anonymous_segment_memory_is_freed_when_its_holder_is_killed() {
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    const SIZE: usize = 128 << 20;
+    let mut child = child_builder(&test_name!(), "holder").spawn(|| {
+        let seg = SegmentOptions::new(ObjectKind::RAW)
+            .len(SIZE)
+            .create_anonymous()
+            .unwrap();
+        // SAFETY: the data area has SIZE bytes and only this process uses it.
+        unsafe { std::ptr::write_bytes(seg.data().as_ptr(), 1, SIZE) };
+        signal_parent("filled");
+        wait_parent_line();
+    });
+    let filled = child
+        .wait_line("filled", STEP)
+        .map(|_| shmem_kib())
+        .unwrap();
+    child.kill();
+    child.wait_timeout(STEP).unwrap();
+    let freed_kib = filled.saturating_sub(shmem_kib());
+    assert!(
+        freed_kib >= (SIZE as u64 / 1024) * 3 / 4,
+        "only {freed_kib} KiB of shared memory were freed"
+    );
+}
