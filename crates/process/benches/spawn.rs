@@ -29,5 +29,7 @@ fn main() {
     // A spawned child is this bench binary again: run its function and exit.
     shm_process::init();
     benches();
-    criterion::Criterion::default().configure_from_args().final_summary();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
 }

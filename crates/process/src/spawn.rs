@@ -142,7 +142,7 @@ pub(crate) fn launch(
             PARENT_ENV,
             format!("{}:{}:{}", me.pid, me.start_time, current::identity().name),
         );
-    transfer::inherit(&mut command, &payload.fds);
+    transfer::inherit(&mut command, payload.fds);
     let (args_raw, result_raw) = (sys::raw(&args_fd), sys::raw(&result_fd));
     let parent = me.pid;
     // SAFETY: runs between fork and exec: fcntl, prctl and getppid are async-signal-safe

@@ -328,6 +328,28 @@ fn fork_three_ways(_: ()) -> Result<String, String> {
         other => return Err(format!("expected the forked panic, got {other:?}")),
     }
     assert_eq!(r.exitcode(), Some(1));
+
+    // A forked child that drops its copy of the parent's creating handle must neither
+    // remove the parent's name nor free the parent's attach slot.
+    let seg_name = format!("t-fork-drop-{}", std::process::id());
+    let mut creator = Some(
+        SegmentOptions::new(ObjectKind::RAW)
+            .create(&seg_name)
+            .unwrap(),
+    );
+    let mut dropper = Process::fork(|| drop(creator.take())).map_err(|e| e.to_string())?;
+    dropper.join().unwrap();
+    let creator = creator.expect("the parent's handle is untouched by the child");
+    if SegmentOptions::new(ObjectKind::RAW)
+        .open(&seg_name)
+        .is_err()
+    {
+        return Err("the forked child removed the parent's segment".into());
+    }
+    if creator.attached() != vec![shm_segment::ProcessId::current()] {
+        return Err(format!("attach table changed: {:?}", creator.attached()));
+    }
+    drop(creator);
     Ok(name)
 }
 

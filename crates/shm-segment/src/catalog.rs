@@ -1,16 +1,21 @@
 //! Finding, describing and cleaning up named segments: what `multiproc ls`, `rm` and `gc`
 //! are made of.
 //!
-//! Named segments live as `/dev/shm/multiproc.<name>`. A segment is **stale** when its
-//! creator and every process in its attach table are dead (pid and start time, so a
-//! recycled pid does not count as alive) — and, should the attach table have overflowed, no
-//! process maps it (from `/proc/*/maps`; a process we may not inspect counts as mapping it).
-//! A file whose header was never written is stale once it is ten seconds old. Only stale
-//! segments are collected. Descriptions are read with `pread` and never map the file, so a damaged or
-//! foreign file cannot crash the reader.
+//! Named segments live as `/dev/shm/multiproc.<name>`. Every handle holds a shared `flock`
+//! on its file from creation or opening until it is dropped — and the kernel drops it when
+//! the process exits, however it exits. A segment is **stale** when nobody holds it: an
+//! exclusive lock can be taken. That is the kernel's answer, immune to recycled pids, pid
+//! namespaces and a full attach table. Collection takes that exclusive lock, checks that the
+//! name still refers to the same file, and only then removes the name, so a process that
+//! opens the segment meanwhile either wins (and the segment is kept) or waits and starts
+//! over on a fresh one.
+//!
+//! Descriptions read the header with `pread` and never map the file, so a damaged or
+//! foreign file cannot crash the reader; anything that is not a regular file (a FIFO
+//! planted under our prefix, say) is reported and left alone.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -21,8 +26,9 @@ use crate::layout::{
 };
 use crate::{ObjectKind, ProcessId, Segment, SegmentName, UnlinkError, sys};
 
-/// A file without a header younger than this may be a segment being created right now.
-const HEADERLESS_GRACE: Duration = Duration::from_secs(10);
+/// A creator takes its lock right after creating the file; a file without a header that is
+/// younger than this may be caught in between.
+const HEADERLESS_GRACE: Duration = Duration::from_secs(2);
 
 /// The state of a named segment as `ls` shows it.
 ///
@@ -51,7 +57,7 @@ pub enum SegmentState {
     NotASegment,
     /// The header has another layout version.
     OtherVersion,
-    /// The file could not be read (permissions).
+    /// The file could not be read (permissions), or is not a regular file.
     Unreadable,
 }
 
@@ -84,8 +90,10 @@ pub struct SegmentInfo {
     pub creator_alive: bool,
     /// Live processes in the attach table.
     pub attached: Vec<ProcessId>,
-    /// Whether the attach table overflowed (cleanup then also asks `/proc`).
+    /// Whether the attach table overflowed (it then lists only some processes).
     pub attach_overflow: bool,
+    /// Whether some process holds a handle to it (the kernel's `flock` says so).
+    pub in_use: bool,
     /// Whether `gc` would remove it.
     pub stale: bool,
 }
@@ -130,6 +138,12 @@ pub fn describe_name(name: &str) -> Option<SegmentInfo> {
 }
 
 fn describe(name: &SegmentName) -> Option<SegmentInfo> {
+    inspect(name).map(|(info, _)| info)
+}
+
+/// Describes the segment; when it is stale, also returns its descriptor holding the
+/// exclusive lock (until dropped), so the caller may remove it safely.
+fn inspect(name: &SegmentName) -> Option<(SegmentInfo, Option<OwnedFd>)> {
     let mut info = SegmentInfo {
         name: name.to_string(),
         state: SegmentState::Unreadable,
@@ -139,44 +153,44 @@ fn describe(name: &SegmentName) -> Option<SegmentInfo> {
         creator_alive: false,
         attached: Vec::new(),
         attach_overflow: false,
+        in_use: true,
         stale: false,
     };
-    let fd = match sys::shm_open_existing(&name.os_name(), false) {
+    let fd = match sys::shm_open_existing(&name.file_name(), false) {
         Ok(fd) => fd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-        Err(_) => return Some(info),
+        Err(_) => return Some((info, None)),
     };
     let Ok(stat) = sys::stat(fd.as_fd()) else {
-        return Some(info);
+        return Some((info, None));
     };
     info.size = stat.len;
+    // Exclusive only if no handle anywhere holds its shared lock. Held until `fd` drops.
+    info.in_use = !sys::try_lock_exclusive(fd.as_fd()).unwrap_or(false);
     let mut buf = [0u8; HEADER_LEN];
     let Ok(got) = sys::read_at(fd.as_fd(), &mut buf, 0) else {
-        return Some(info);
+        return Some((info, None));
     };
     let magic = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
     if got < 8 || magic == 0 {
         info.state = SegmentState::NoHeader;
-        let age = SystemTime::now()
+        let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
-            .as_secs() as i64
-            - stat.ctime;
-        // The creator writes the header right after creating the file; one that has not
-        // after the grace period died in between.
-        info.stale = age >= HEADERLESS_GRACE.as_secs() as i64;
-        return Some(info);
+            .as_secs() as i64;
+        info.stale = !info.in_use && now - stat.ctime >= HEADERLESS_GRACE.as_secs() as i64;
+        return Some(finish(info, fd));
     }
     let header = match Header::read_from_bytes(&buf) {
         Ok(h) if magic == MAGIC && got == HEADER_LEN => h,
         _ => {
             info.state = SegmentState::NotASegment;
-            return Some(info);
+            return Some((info, None));
         }
     };
     if header.version != LAYOUT_VERSION {
         info.state = SegmentState::OtherVersion;
-        return Some(info);
+        return Some((info, None));
     }
     info.state = match header.init_state {
         STATE_READY => SegmentState::Ready,
@@ -185,7 +199,7 @@ fn describe(name: &SegmentName) -> Option<SegmentInfo> {
         _ => SegmentState::NotASegment,
     };
     if info.state == SegmentState::NotASegment {
-        return Some(info);
+        return Some((info, None));
     }
     info.kind = Some(ObjectKind::new(header.kind).to_string());
     let creator = ProcessId {
@@ -194,23 +208,54 @@ fn describe(name: &SegmentName) -> Option<SegmentInfo> {
     };
     info.creator = Some(creator);
     info.creator_alive = creator.is_alive();
-    // A slot whose start time is still 0 is being claimed: count it as alive.
     info.attached = header
         .attach
         .iter()
-        .filter(|s| s.pid != 0)
+        .filter(|s| s.ident != 0 && ProcessId::packed_is_alive(s.ident))
         .map(|s| ProcessId {
-            pid: s.pid,
+            pid: (s.ident >> 32) as u32,
             start_time: s.start_time,
         })
-        .filter(|p| p.start_time == 0 || p.is_alive())
         .collect();
     info.attach_overflow = header.attach_overflow != 0;
-    // An overflowed table does not list everyone: then ask the kernel who maps the file.
-    info.stale = !info.creator_alive
-        && info.attached.is_empty()
-        && !(info.attach_overflow && sys::any_process_maps(&name.file_name()));
-    Some(info)
+    info.stale = !info.in_use;
+    Some(finish(info, fd))
+}
+
+fn finish(info: SegmentInfo, fd: OwnedFd) -> (SegmentInfo, Option<OwnedFd>) {
+    let locked = info.stale.then_some(fd);
+    (info, locked)
+}
+
+/// Removes the named segment if it is stale (nobody holds it), checking under the exclusive
+/// lock that the name still refers to the file examined. Returns whether it was removed.
+fn remove_if_stale(name: &SegmentName) -> Option<(SegmentInfo, Result<bool, UnlinkError>)> {
+    let (info, locked) = inspect(name)?;
+    let Some(fd) = locked else {
+        return Some((info, Ok(false)));
+    };
+    let same = sys::stat(fd.as_fd())
+        .ok()
+        .map(|st| (st.dev, st.ino))
+        .is_some_and(|id| sys::shm_path_identity(&name.file_name()).ok() == Some(id));
+    if !same {
+        return Some((info, Ok(false)));
+    }
+    let result = match Segment::unlink(name.as_str()) {
+        Ok(()) | Err(UnlinkError::NotFound { .. }) => Ok(true),
+        Err(e) => Err(e),
+    };
+    drop(fd);
+    Some((info, result))
+}
+
+/// Removes the remains of a segment whose creator died before finishing, if nobody holds
+/// them. Used by `create_or_open` to recover instead of failing for ever.
+pub(crate) fn reclaim_if_abandoned(name: &str) -> bool {
+    SegmentName::new(name)
+        .ok()
+        .and_then(|name| remove_if_stale(&name))
+        .is_some_and(|(_, removed)| matches!(removed, Ok(true)))
 }
 
 /// What [`gc`] did.
@@ -269,20 +314,29 @@ pub fn gc(dry_run: bool) -> io::Result<GcReport> {
 /// ```
 pub fn gc_matching(prefix: &str, dry_run: bool) -> io::Result<GcReport> {
     let mut report = GcReport::default();
-    for info in list()?.into_iter().filter(|i| i.name.starts_with(prefix)) {
-        if !info.stale {
-            report.kept.push((info.name.clone(), keep_reason(&info)));
-            continue;
-        }
+    let names = sys::list_shm_dir()?
+        .iter()
+        .filter_map(|file| SegmentName::from_file_name(file))
+        .filter(|name| name.as_str().starts_with(prefix))
+        .collect::<Vec<_>>();
+    for name in names {
         if dry_run {
-            report.removed.push(info.name);
+            match describe(&name) {
+                Some(info) if info.stale => report.removed.push(info.name),
+                Some(info) => report.kept.push((info.name.clone(), keep_reason(&info))),
+                None => {}
+            }
             continue;
         }
-        match Segment::unlink(&info.name) {
-            Ok(()) | Err(UnlinkError::NotFound { .. }) => report.removed.push(info.name),
-            Err(e) => report.kept.push((info.name, e.to_string())),
+        match remove_if_stale(&name) {
+            Some((info, Ok(true))) => report.removed.push(info.name),
+            Some((info, Ok(false))) => report.kept.push((info.name.clone(), keep_reason(&info))),
+            Some((info, Err(e))) => report.kept.push((info.name, e.to_string())),
+            None => {}
         }
     }
+    report.removed.sort();
+    report.kept.sort();
     Ok(report)
 }
 

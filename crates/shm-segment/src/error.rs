@@ -108,8 +108,11 @@ pub enum OpenError {
         /// The name.
         name: String,
     },
-    /// The process may not open the segment (it was created 0600 by another user).
-    #[error("permission denied opening segment '{name}': it belongs to another user (mode 0600)")]
+    /// The process may not open the segment (its owner and mode exclude this user).
+    #[error(
+        "permission denied opening segment '{name}': its owner or mode (0600 by default) does \
+         not let this user open it"
+    )]
     PermissionDenied {
         /// The name.
         name: String,
@@ -160,8 +163,8 @@ pub enum OpenError {
     },
     /// The file is shorter than a header.
     #[error(
-        "{segment} is truncated: {len} bytes, a segment has at least {needed}; remove it with \
-         `multiproc rm`"
+        "{segment} is truncated: {len} bytes, a segment has at least {needed}; if its creator \
+         is still starting, retry; otherwise remove it with `multiproc rm`"
     )]
     Truncated {
         /// Which segment.
@@ -183,6 +186,19 @@ pub enum OpenError {
         header: u64,
         /// The file's length.
         file: u64,
+    },
+    /// The segment is smaller than the data length asked for in the options.
+    #[error(
+        "{segment} has {len} data bytes, fewer than the {wanted} asked for; it was created \
+         with other options"
+    )]
+    TooSmall {
+        /// Which segment.
+        segment: String,
+        /// Its data length.
+        len: u64,
+        /// The length asked for.
+        wanted: u64,
     },
     /// A header field holds an impossible value.
     #[error("{segment} has a corrupt header: {reason}")]

@@ -95,25 +95,29 @@ pub const STATE_FAILED: u32 = 3;
 
 /// One entry of the attach table: a process that has the segment open.
 ///
-/// `pid == 0` marks a free slot. A slot is claimed by a compare-exchange of `pid` from 0,
-/// then `start_time` is stored; it is released by clearing `start_time`, then `pid`.
+/// `ident` packs the pid (high 32 bits) and the low 32 bits of the process's start time
+/// (never 0), so a slot is claimed (compare-exchange from 0), released and reclaimed from a
+/// dead process with one atomic operation each: there is no half-written state for a
+/// SIGKILL to leave behind, and a slot freed and re-taken meanwhile cannot be mistaken for
+/// the one a sweeper examined. `ident == 0` marks a free slot.
+///
+/// The attach table is what `multiproc ls` shows; deciding whether a segment is still in use
+/// (for `gc`) does not rely on it but on the kernel's `flock` that every handle holds.
 ///
 /// # Examples
 ///
 /// ```
 /// use shm_segment::layout::AttachSlot;
 /// use zerocopy::FromZeros;
-/// assert_eq!(AttachSlot::new_zeroed().pid, 0); // a free slot
+/// assert_eq!(AttachSlot::new_zeroed().ident, 0); // a free slot
 /// ```
 #[repr(C)]
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
 pub struct AttachSlot {
-    /// Process id, or 0 for a free slot.
-    pub pid: u32,
-    /// Padding, always zero.
-    pub _pad: u32,
-    /// The process's start time (clock ticks since boot, from `/proc/PID/stat`); 0 while
-    /// the slot is being claimed or released.
+    /// `pid << 32 | (start_time as u32).max(1)`, or 0 for a free slot (*atomic*).
+    pub ident: u64,
+    /// The full start time (clock ticks since boot), for display; written after `ident` is
+    /// claimed, so it may briefly read 0 (*atomic*).
     pub start_time: u64,
 }
 
@@ -165,8 +169,8 @@ pub struct Header {
     pub generation: u64,
     /// The creating process's id.
     pub creator_pid: u32,
-    /// Set when a process could not find a free attach slot (*atomic*): the table is then
-    /// incomplete and cleanup asks the kernel who maps the segment.
+    /// Set when a process could not find a free attach slot (*atomic*): the table then
+    /// lists only some of the processes (cleanup does not depend on it: see `catalog`).
     pub attach_overflow: u32,
     /// The creating process's start time (clock ticks since boot).
     pub creator_start: u64,

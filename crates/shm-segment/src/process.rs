@@ -36,11 +36,16 @@ pub(crate) struct ProcStat {
     pub start_time: u64,
 }
 
-pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
+/// What `/proc/PID/stat` says: `Ok(None)` for no such process, `Err` when it cannot be
+/// told.
+pub(crate) fn proc_stat(pid: u32) -> std::io::Result<Option<ProcStat>> {
     if pid == 0 {
-        return None;
+        return Ok(None);
     }
-    let text = sys::read_proc_stat(pid)?;
+    Ok(sys::read_proc_stat(pid)?.and_then(|text| parse_stat(&text)))
+}
+
+fn parse_stat(text: &str) -> Option<ProcStat> {
     // The command name (field 2) is in parentheses and may itself contain ") ", so parse
     // from the last ')'.
     let rest = &text[text.rfind(')')? + 1..];
@@ -73,9 +78,12 @@ impl ProcessId {
                 start_time: CURRENT.load(Ordering::Relaxed),
             };
         }
-        let start_time = proc_stat(pid).map_or(0, |s| s.start_time);
-        CURRENT.store(start_time, Ordering::Relaxed);
-        CURRENT_PID.store(u64::from(pid), Ordering::Release);
+        let start_time = proc_stat(pid).ok().flatten().map_or(0, |s| s.start_time);
+        // Cache only a real answer; 0 ("unknown") is asked again next time.
+        if start_time != 0 {
+            CURRENT.store(start_time, Ordering::Relaxed);
+            CURRENT_PID.store(u64::from(pid), Ordering::Release);
+        }
         ProcessId { pid, start_time }
     }
 
@@ -88,7 +96,7 @@ impl ProcessId {
     /// assert_eq!(ProcessId::of(std::process::id()), Some(ProcessId::current()));
     /// ```
     pub fn of(pid: u32) -> Option<Self> {
-        proc_stat(pid).map(|s| ProcessId {
+        proc_stat(pid).ok().flatten().map(|s| ProcessId {
             pid,
             start_time: s.start_time,
         })
@@ -97,7 +105,12 @@ impl ProcessId {
     /// Whether this very process is still running.
     ///
     /// A zombie (exited, not yet reaped) counts as dead: it holds no memory and no locks. A
-    /// `start_time` of 0 means "unknown" and matches any live process with this pid.
+    /// `start_time` of 0 means "unknown" and matches any live process with this pid. When
+    /// `/proc` cannot answer (descriptors exhausted, `hidepid`), the process counts as
+    /// alive: callers use the answer to decide whether it is safe to reclaim something.
+    ///
+    /// Pids are meaningful within one pid namespace: processes that share segments across
+    /// pid namespaces (containers sharing `/dev/shm`) cannot judge each other's liveness.
     ///
     /// # Examples
     ///
@@ -108,9 +121,28 @@ impl ProcessId {
     /// ```
     pub fn is_alive(&self) -> bool {
         match proc_stat(self.pid) {
-            None => false,
-            Some(stat) if matches!(stat.state, b'Z' | b'X' | b'x') => false,
-            Some(stat) => self.start_time == 0 || stat.start_time == self.start_time,
+            Err(_) => true,
+            Ok(None) => false,
+            Ok(Some(stat)) if matches!(stat.state, b'Z' | b'X' | b'x') => false,
+            Ok(Some(stat)) => self.start_time == 0 || stat.start_time == self.start_time,
+        }
+    }
+
+    /// The identity packed in one word, as the attach table stores it: the pid in the high
+    /// half, the low 32 bits of the start time in the low half (never 0 for a real entry).
+    pub(crate) fn packed(&self) -> u64 {
+        (u64::from(self.pid) << 32) | u64::from((self.start_time as u32).max(1))
+    }
+
+    /// Whether the process packed by [`packed`](Self::packed) is alive.
+    pub(crate) fn packed_is_alive(packed: u64) -> bool {
+        let pid = (packed >> 32) as u32;
+        let start_low = packed as u32;
+        match proc_stat(pid) {
+            Err(_) => true,
+            Ok(None) => false,
+            Ok(Some(stat)) if matches!(stat.state, b'Z' | b'X' | b'x') => false,
+            Ok(Some(stat)) => (stat.start_time as u32).max(1) == start_low,
         }
     }
 }

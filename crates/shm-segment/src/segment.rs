@@ -233,7 +233,7 @@ impl SegmentOptions {
                 source,
             }
         })?;
-        let seg = self.initialise(fd, None, init)?;
+        let seg = self.initialise(fd, None, init, None)?;
         // Best effort: older kernels without sealing still work, only less defensively.
         let _ = sys::seal_against_shrinking(seg.fd.as_fd());
         Ok(seg)
@@ -306,13 +306,10 @@ impl SegmentOptions {
                     source: e,
                 },
             })?;
-        // Until `initialise` returns a handle (whose drop removes the name), remove it here.
-        let mut cleanup = UnlinkOnFailure {
-            os_name: Some(name.os_name()),
-        };
-        let seg = self.initialise(fd, Some(name), init)?;
-        cleanup.os_name = None;
-        Ok(seg)
+        // Until a handle exists (its drop then removes the name), remove it here on failure
+        // — but only while the name still refers to our file.
+        let cleanup = UnlinkOnFailure::new(&name, fd.as_fd());
+        self.initialise(fd, Some(name), init, Some(cleanup))
     }
 
     /// Opens the existing named segment `name`, waits (up to the
@@ -341,20 +338,50 @@ impl SegmentOptions {
     /// ```
     pub fn open(&self, name: &str) -> Result<Segment, OpenError> {
         let name = SegmentName::new(name)?;
-        let fd = sys::shm_open_existing(&name.os_name(), true).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => OpenError::NotFound {
-                name: name.to_string(),
-            },
-            io::ErrorKind::PermissionDenied => OpenError::PermissionDenied {
-                name: name.to_string(),
-            },
-            _ => OpenError::Io {
-                segment: describe(Some(&name)),
-                op: "shm_open",
-                source: e,
-            },
-        })?;
-        self.attach_existing(fd, Some(name))
+        let deadline = futex::deadline_after(self.init_timeout);
+        loop {
+            let fd =
+                sys::shm_open_existing(&name.file_name(), true).map_err(|e| match e.kind() {
+                    io::ErrorKind::NotFound => OpenError::NotFound {
+                        name: name.to_string(),
+                    },
+                    io::ErrorKind::PermissionDenied => OpenError::PermissionDenied {
+                        name: name.to_string(),
+                    },
+                    io::ErrorKind::InvalidData => OpenError::NotASegment {
+                        segment: describe(Some(&name)),
+                    },
+                    _ => OpenError::Io {
+                        segment: describe(Some(&name)),
+                        op: "open",
+                        source: e,
+                    },
+                })?;
+            let io_err = |op| {
+                let segment = describe(Some(&name));
+                move |source| OpenError::Io {
+                    segment,
+                    op,
+                    source,
+                }
+            };
+            // The shared lock tells `gc` the segment is in use for as long as we hold it.
+            sys::lock_shared(fd.as_fd()).map_err(io_err("flock"))?;
+            // `gc` may have removed the name between our open and our lock: then this file
+            // is on its way out, and a new one may already carry the name. Start over.
+            let ours = sys::stat(fd.as_fd()).map_err(io_err("fstat"))?;
+            match sys::shm_path_identity(&name.file_name()) {
+                Ok(identity) if identity == (ours.dev, ours.ino) => {
+                    return self.attach_existing(fd, Some(name));
+                }
+                _ if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    return Err(OpenError::NotFound {
+                        name: name.to_string(),
+                    });
+                }
+                _ => std::thread::yield_now(),
+            }
+        }
     }
 
     /// Opens a segment from a descriptor received from another process (an inherited or
@@ -421,7 +448,8 @@ impl SegmentOptions {
         name: &str,
         init: impl FnOnce(&Segment),
     ) -> Result<Segment, CreateOrOpenError> {
-        let deadline = Instant::now() + self.init_timeout;
+        let deadline = futex::deadline_after(self.init_timeout);
+        let expired = || deadline.is_some_and(|d| Instant::now() >= d);
         let mut init = Some(init);
         loop {
             match self.create_with(name, |seg| (init.take().expect("init runs once"))(seg)) {
@@ -429,11 +457,21 @@ impl SegmentOptions {
                 other => return Ok(other?),
             }
             match self.open(name) {
-                // The creator's init failed, or a creator dropped it in between: try again.
-                Err(OpenError::NotFound { .. } | OpenError::InitFailed { .. })
-                    if Instant::now() < deadline =>
-                {
+                // The creator's init failed, or the segment was removed in between: again.
+                Err(OpenError::NotFound { .. } | OpenError::InitFailed { .. }) if !expired() => {
                     std::thread::yield_now();
+                }
+                // The creator died before finishing: remove its remains (only if no process
+                // has them open) and create afresh.
+                Err(
+                    e @ OpenError::InitTimeout {
+                        creator_alive: false,
+                        ..
+                    },
+                ) => {
+                    if expired() || !crate::catalog::reclaim_if_abandoned(name) {
+                        return Err(e.into());
+                    }
                 }
                 other => return Ok(other?),
             }
@@ -446,6 +484,7 @@ impl SegmentOptions {
         fd: OwnedFd,
         name: Option<SegmentName>,
         init: impl FnOnce(&Segment),
+        cleanup: Option<UnlinkOnFailure>,
     ) -> Result<Segment, CreateError> {
         let page = sys::page_size();
         let total = HEADER_LEN
@@ -467,15 +506,18 @@ impl SegmentOptions {
                 reason: format!("max_len {max_data} exceeds the limit of {MAX_TOTAL_LEN} bytes"),
             })?;
 
-        sys::allocate(fd.as_fd(), total as u64).map_err(|e| match e.raw_os_error() {
-            Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() => CreateError::NoSpace {
-                name: name.as_ref().map(ToString::to_string),
-                requested: total as u64,
-            },
-            _ => CreateError::Io {
-                op: "fallocate",
-                source: e,
-            },
+        sys::allocate(fd.as_fd(), total as u64).map_err(|e| {
+            if sys::is_no_space(&e) {
+                CreateError::NoSpace {
+                    name: name.as_ref().map(ToString::to_string),
+                    requested: total as u64,
+                }
+            } else {
+                CreateError::Io {
+                    op: "fallocate",
+                    source: e,
+                }
+            }
         })?;
         let mapping = Mapping::new(fd.as_fd(), total, max_total)
             .map_err(|source| CreateError::Io { op: "mmap", source })?;
@@ -512,7 +554,13 @@ impl SegmentOptions {
             unlink_on_drop: AtomicBool::new(true),
             attach_slot: None,
             ino: stat.ino,
+            dev: stat.dev,
+            owner_pid: me.pid,
         };
+        // From here on the handle's drop removes the name (with the same identity check).
+        if let Some(cleanup) = cleanup {
+            cleanup.disarm();
+        }
         let fields = seg.fields();
         fields.total_len.store(total as u64, Ordering::Relaxed);
         fields
@@ -554,18 +602,27 @@ impl SegmentOptions {
             }
         };
         let started = Instant::now();
-        let deadline = started + self.init_timeout;
+        let deadline = futex::deadline_after(self.init_timeout);
 
-        // 1. Wait until the header is published, reading it with pread: mapping a file
-        //    shorter than a page would fault on access.
-        let (header, file_len) = wait_for_header(fd.as_fd(), &label, started, deadline)?;
+        // 1. Wait until the header is published. Only `pread` looks at the file until its
+        //    magic is set: mapping a file shorter than a page would fault on access.
+        let file_len = wait_for_header(fd.as_fd(), &label, started, deadline)?;
 
-        // 2. Check the fields that never change.
+        // 2. Read the header from a mapping of its page, ordered after the magic (Acquire),
+        //    and check the fields that never change.
+        let header = read_published_header(fd.as_fd()).map_err(io_err("mmap"))?;
         let page = sys::page_size() as u64;
         let corrupt = |reason: String| OpenError::Corrupt {
             segment: label.clone(),
             reason,
         };
+        if header.version != LAYOUT_VERSION {
+            return Err(OpenError::VersionMismatch {
+                segment: label,
+                expected: LAYOUT_VERSION,
+                found: header.version,
+            });
+        }
         if header.data_offset as usize != HEADER_LEN {
             return Err(corrupt(format!(
                 "data offset {} (expected {HEADER_LEN})",
@@ -606,17 +663,20 @@ impl SegmentOptions {
             header.max_len as usize,
         )
         .map_err(io_err("mmap"))?;
-        let ino = sys::stat(fd.as_fd()).map_err(io_err("fstat"))?.ino;
+        let stat = sys::stat(fd.as_fd()).map_err(io_err("fstat"))?;
         let mut seg = Segment {
             fd,
             mapping,
-            seen_generation: AtomicU64::new(header.generation),
+            // Never a real generation: the first `refresh` below always looks.
+            seen_generation: AtomicU64::new(u64::MAX),
             remap: Mutex::new(()),
             name,
             creator: false,
             unlink_on_drop: AtomicBool::new(false),
             attach_slot: None,
-            ino,
+            ino: stat.ino,
+            dev: stat.dev,
+            owner_pid: sys::getpid(),
         };
 
         // 4. Wait for "ready", giving up early if the creator died.
@@ -631,10 +691,13 @@ impl SegmentOptions {
                 STATE_READY => break,
                 STATE_FAILED => return Err(OpenError::InitFailed { segment: label }),
                 s @ (STATE_EMPTY | STATE_INITIALISING) => {
+                    // Sleep in slices, to notice a creator that died.
                     let slice = Instant::now() + Duration::from_millis(10);
-                    futex::wait(state, s, Some(slice.min(deadline)));
+                    let until = deadline.map_or(slice, |d| d.min(slice));
+                    futex::wait(state, s, Some(until));
                     let now_ready = state.load(Ordering::Acquire) == STATE_READY;
-                    if !now_ready && (Instant::now() >= deadline || !creator.is_alive()) {
+                    let expired = deadline.is_some_and(|d| Instant::now() >= d);
+                    if !now_ready && (expired || !creator.is_alive()) {
                         return Err(OpenError::InitTimeout {
                             segment: label,
                             waited: started.elapsed(),
@@ -647,8 +710,22 @@ impl SegmentOptions {
             }
         }
 
-        // 5. The segment may have grown while we waited: map the rest.
-        seg.refresh().map_err(|e| corrupt(e.to_string()))?;
+        // 5. The segment may have grown since we read the header: map the rest.
+        seg.refresh().map_err(|e| match e {
+            GrowError::Io { op, source } => OpenError::Io {
+                segment: label.clone(),
+                op,
+                source,
+            },
+            other => corrupt(other.to_string()),
+        })?;
+        if seg.data_len() < self.len {
+            return Err(OpenError::TooSmall {
+                segment: label,
+                len: seg.data_len() as u64,
+                wanted: self.len as u64,
+            });
+        }
         seg.attach_slot = seg.attach();
         Ok(seg)
     }
@@ -682,14 +759,14 @@ impl SegmentOptions {
     }
 }
 
-/// Polls the file until its header's magic is published; returns the header and file length.
+/// Polls the file (with `pread`, never a mapping) until its magic is published; returns
+/// the file's length then. Classifies foreign and short files on the way.
 fn wait_for_header(
     fd: BorrowedFd<'_>,
     label: &str,
     started: Instant,
-    deadline: Instant,
-) -> Result<(Header, u64), OpenError> {
-    use zerocopy::FromBytes;
+    deadline: Option<Instant>,
+) -> Result<u64, OpenError> {
     let mut pause = Duration::from_micros(50);
     loop {
         let io_err = |op, source| OpenError::Io {
@@ -698,14 +775,8 @@ fn wait_for_header(
             source,
         };
         let file_len = sys::file_len(fd).map_err(|e| io_err("fstat", e))?;
-        let mut buf = [0u8; HEADER_LEN];
+        let mut buf = [0u8; 12];
         let got = sys::read_at(fd, &mut buf, 0).map_err(|e| io_err("pread", e))?;
-        let word = |at: usize| {
-            buf[at..at + 4]
-                .try_into()
-                .map(u32::from_le_bytes)
-                .unwrap_or(0)
-        };
         let magic = if got >= 8 {
             u64::from_le_bytes(buf[..8].try_into().unwrap_or_default())
         } else {
@@ -717,27 +788,26 @@ fn wait_for_header(
                     segment: label.to_owned(),
                 });
             }
-            if got >= 12 && word(8) != LAYOUT_VERSION {
+            let version = u32::from_le_bytes(buf[8..12].try_into().unwrap_or_default());
+            if got == 12 && version != LAYOUT_VERSION {
                 return Err(OpenError::VersionMismatch {
                     segment: label.to_owned(),
                     expected: LAYOUT_VERSION,
-                    found: word(8),
+                    found: version,
                 });
             }
-            if got < HEADER_LEN {
+            // The creator reserves whole pages before publishing the magic, so a shorter
+            // file was cut by someone.
+            if file_len < HEADER_LEN as u64 {
                 return Err(OpenError::Truncated {
                     segment: label.to_owned(),
                     len: file_len,
                     needed: HEADER_LEN as u64,
                 });
             }
-            let header = Header::read_from_bytes(&buf).map_err(|_| OpenError::Corrupt {
-                segment: label.to_owned(),
-                reason: "unreadable header".into(),
-            })?;
-            return Ok((header, file_len));
+            return Ok(file_len);
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(if file_len < HEADER_LEN as u64 {
                 OpenError::Truncated {
                     segment: label.to_owned(),
@@ -753,9 +823,43 @@ fn wait_for_header(
                 }
             });
         }
-        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
+        std::thread::sleep(pause.min(left));
         pause = (pause * 2).min(Duration::from_millis(5));
     }
+}
+
+/// Maps the header's page, loads `magic` with Acquire and then every field atomically, and
+/// returns a copy. The file is at least `HEADER_LEN` long, so reading the first
+/// `HEADER_LEN` bytes of the page cannot fault.
+fn read_published_header(fd: BorrowedFd<'_>) -> io::Result<Header> {
+    use zerocopy::FromZeros;
+    let page = sys::page_size();
+    let base = sys::map_shared(fd, page, false)?;
+    let h = base.as_ptr().cast::<Header>();
+    let mut copy = Header::new_zeroed();
+    // SAFETY: `h` points to a mapping of at least HEADER_LEN readable bytes (the file is
+    // that long), aligned to a page; every field is naturally aligned (layout asserts) and
+    // read atomically, since another process may be writing the header.
+    unsafe {
+        let u32_at = |p: *mut u32| AtomicU32::from_ptr(p).load(Ordering::Relaxed);
+        let u64_at = |p: *mut u64| AtomicU64::from_ptr(p).load(Ordering::Relaxed);
+        // [header-published] Acquire: pairs with the creator's Release store of `magic`.
+        copy.magic = AtomicU64::from_ptr(addr_of_mut!((*h).magic)).load(Ordering::Acquire);
+        copy.version = u32_at(addr_of_mut!((*h).version));
+        copy.kind = u32_at(addr_of_mut!((*h).kind));
+        copy.type_size = u32_at(addr_of_mut!((*h).type_size));
+        copy.type_align = u32_at(addr_of_mut!((*h).type_align));
+        copy.type_hash = u64_at(addr_of_mut!((*h).type_hash));
+        copy.total_len = AtomicU64::from_ptr(addr_of_mut!((*h).total_len)).load(Ordering::Acquire);
+        copy.max_len = u64_at(addr_of_mut!((*h).max_len));
+        copy.data_offset = u32_at(addr_of_mut!((*h).data_offset));
+        copy.creator_pid = u32_at(addr_of_mut!((*h).creator_pid));
+        copy.creator_start = u64_at(addr_of_mut!((*h).creator_start));
+        // SAFETY: the probe mapping is ours and no reference into it outlives this block.
+        let _ = sys::unmap(base, page);
+    }
+    Ok(copy)
 }
 
 fn describe(name: Option<&SegmentName>) -> String {
@@ -765,15 +869,34 @@ fn describe(name: Option<&SegmentName>) -> String {
     }
 }
 
-/// Removes a half-created named segment on an error path.
+/// Removes a half-created named segment on an error path, if the name still refers to the
+/// file we created (a racing process may have re-created it after our failure).
 struct UnlinkOnFailure {
-    os_name: Option<String>,
+    file_name: String,
+    os_name: String,
+    identity: Option<(u64, u64)>,
+}
+
+impl UnlinkOnFailure {
+    fn new(name: &SegmentName, fd: BorrowedFd<'_>) -> Self {
+        UnlinkOnFailure {
+            file_name: name.file_name(),
+            os_name: name.os_name(),
+            identity: sys::stat(fd).ok().map(|st| (st.dev, st.ino)),
+        }
+    }
+
+    fn disarm(mut self) {
+        self.identity = None;
+    }
 }
 
 impl Drop for UnlinkOnFailure {
     fn drop(&mut self) {
-        if let Some(os_name) = &self.os_name {
-            let _ = sys::shm_unlink(os_name);
+        if let Some(identity) = self.identity
+            && sys::shm_path_identity(&self.file_name).ok() == Some(identity)
+        {
+            let _ = sys::shm_unlink(&self.os_name);
         }
     }
 }
@@ -867,6 +990,10 @@ pub struct Segment {
     unlink_on_drop: AtomicBool,
     attach_slot: Option<usize>,
     ino: u64,
+    dev: u64,
+    /// The process that made this handle: a forked child's copy must not release the
+    /// parent's attach slot or remove the parent's name.
+    owner_pid: u32,
 }
 
 // SAFETY: the mapping is shared memory valid until drop and every access to it goes through
@@ -895,7 +1022,7 @@ impl Segment {
         }
     }
 
-    fn slot(&self, i: usize) -> (&AtomicU32, &AtomicU64) {
+    fn slot(&self, i: usize) -> (&AtomicU64, &AtomicU64) {
         assert!(i < ATTACH_SLOTS);
         let h = self.header();
         // SAFETY: `i` is in bounds; the slot lies in the mapped header and is only ever
@@ -903,7 +1030,7 @@ impl Segment {
         unsafe {
             let slot = addr_of_mut!((*h).attach[i]);
             (
-                AtomicU32::from_ptr(addr_of_mut!((*slot).pid)),
+                AtomicU64::from_ptr(addr_of_mut!((*slot).ident)),
                 AtomicU64::from_ptr(addr_of_mut!((*slot).start_time)),
             )
         }
@@ -924,17 +1051,17 @@ impl Segment {
     /// Records this process in the attach table; `None` if the table is full.
     fn attach(&self) -> Option<usize> {
         let me = ProcessId::current();
+        let ident = me.packed();
         for sweep in [false, true] {
             if sweep {
                 self.sweep_dead_attachments();
             }
             for i in 0..ATTACH_SLOTS {
-                let (pid, start) = self.slot(i);
-                if pid
-                    .compare_exchange(0, me.pid, Ordering::AcqRel, Ordering::Relaxed)
+                let (slot, start) = self.slot(i);
+                if slot
+                    .compare_exchange(0, ident, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
                 {
-                    // [attach] Release: pairs with the Acquire in `attached`.
                     start.store(me.start_time, Ordering::Release);
                     return Some(i);
                 }
@@ -944,26 +1071,14 @@ impl Segment {
         None
     }
 
+    /// Frees the slots of dead processes. Each slot is one word, so a slot freed and
+    /// re-taken meanwhile holds another identity and the exchange fails.
     fn sweep_dead_attachments(&self) {
         for i in 0..ATTACH_SLOTS {
-            let (pid, start) = self.slot(i);
-            let p = pid.load(Ordering::Acquire);
-            let s = start.load(Ordering::Acquire);
-            if p != 0
-                && s != 0
-                && !(ProcessId {
-                    pid: p,
-                    start_time: s,
-                })
-                .is_alive()
-            {
-                // Only the sweeper that wins this exchange frees the slot.
-                if start
-                    .compare_exchange(s, 0, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    pid.store(0, Ordering::Release);
-                }
+            let (slot, _) = self.slot(i);
+            let ident = slot.load(Ordering::Acquire);
+            if ident != 0 && !ProcessId::packed_is_alive(ident) {
+                let _ = slot.compare_exchange(ident, 0, Ordering::AcqRel, Ordering::Relaxed);
             }
         }
     }
@@ -985,11 +1100,12 @@ impl Segment {
     pub fn attached(&self) -> Vec<ProcessId> {
         (0..ATTACH_SLOTS)
             .filter_map(|i| {
-                let (pid, start) = self.slot(i);
-                let pid = pid.load(Ordering::Acquire);
-                // [attach] Acquire: pairs with the Release store of the start time.
-                let start_time = start.load(Ordering::Acquire);
-                (pid != 0).then_some(ProcessId { pid, start_time })
+                let (slot, start) = self.slot(i);
+                let ident = slot.load(Ordering::Acquire);
+                (ident != 0).then(|| ProcessId {
+                    pid: (ident >> 32) as u32,
+                    start_time: start.load(Ordering::Acquire),
+                })
             })
             .collect()
     }
@@ -1167,9 +1283,11 @@ impl Segment {
             return Ok(false);
         }
         let _guard = self.remap.lock();
+        // Read after the generation (Acquire above), so at least as new as it.
         let total = fields.total_len.load(Ordering::Acquire);
         let mapped = self.mapping.mapped.load(Ordering::Acquire);
-        if total > mapped as u64 {
+        let grew = total > mapped as u64;
+        if grew {
             if total > self.mapping.reserved as u64
                 || !total.is_multiple_of(sys::page_size() as u64)
             {
@@ -1204,7 +1322,7 @@ impl Segment {
             self.mapping.mapped.store(total, Ordering::Release);
         }
         self.seen_generation.store(generation, Ordering::Release);
-        Ok(true)
+        Ok(grew)
     }
 
     /// Grows the data area to at least `new_data_len` bytes (rounded up to whole pages),
@@ -1247,16 +1365,17 @@ impl Segment {
         }
         let fields = self.fields();
         if total as u64 > fields.total_len.load(Ordering::Acquire) {
-            sys::allocate(self.fd.as_fd(), total as u64).map_err(|e| match e.raw_os_error() {
-                Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() => {
+            sys::allocate(self.fd.as_fd(), total as u64).map_err(|e| {
+                if sys::is_no_space(&e) {
                     GrowError::NoSpace {
                         requested: total as u64,
                     }
+                } else {
+                    GrowError::Io {
+                        op: "fallocate",
+                        source: e,
+                    }
                 }
-                _ => GrowError::Io {
-                    op: "fallocate",
-                    source: e,
-                },
             })?;
             fields.total_len.fetch_max(total as u64, Ordering::AcqRel);
             // [grown] Release: pairs with the Acquire load in `refresh`.
@@ -1362,6 +1481,10 @@ impl Segment {
         self.fields().attach_overflow.load(Ordering::Acquire) != 0
     }
 
+    pub(crate) fn device(&self) -> u64 {
+        self.dev
+    }
+
     pub(crate) fn raw_fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }
@@ -1369,23 +1492,24 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
+        if sys::getpid() != self.owner_pid {
+            // A forked child's copy of its parent's handle: the slot and the name are the
+            // parent's. Only the mapping (this process's own) goes away.
+            return;
+        }
         if let Some(i) = self.attach_slot {
-            let (pid, start) = self.slot(i);
-            start.store(0, Ordering::Relaxed);
-            pid.store(0, Ordering::Release);
+            let (slot, _) = self.slot(i);
+            let mine = ProcessId::current().packed();
+            let _ = slot.compare_exchange(mine, 0, Ordering::AcqRel, Ordering::Relaxed);
         }
         if self.creator
             && self.unlink_on_drop.load(Ordering::Relaxed)
             && let Some(name) = &self.name
-        {
             // Remove the name only if it still refers to our file, not to a segment
             // someone created under the same name after removing ours.
-            let same = sys::shm_open_existing(&name.os_name(), false)
-                .and_then(|fd| sys::stat(fd.as_fd()))
-                .is_ok_and(|st| st.ino == self.ino);
-            if same {
-                let _ = sys::shm_unlink(&name.os_name());
-            }
+            && sys::shm_path_identity(&name.file_name()).ok() == Some((self.dev, self.ino))
+        {
+            let _ = sys::shm_unlink(&name.os_name());
         }
     }
 }

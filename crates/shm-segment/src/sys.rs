@@ -40,23 +40,48 @@ pub(crate) fn seal_against_shrinking(fd: BorrowedFd<'_>) -> io::Result<()> {
     rustix::fs::fcntl_add_seals(fd, rustix::fs::SealFlags::SHRINK).map_err(Into::into)
 }
 
-/// `shm_open("/<name>", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode)`.
+/// `shm_open("/<name>", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode)`, then a shared
+/// `flock` taken at once, so that cleanup never mistakes the new file for an abandoned one.
 pub(crate) fn shm_create_exclusive(os_name: &str, mode: u32) -> io::Result<OwnedFd> {
     let flags = rustix::shm::OFlags::RDWR | rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL;
     let fd = rustix::shm::open(os_name, flags, Mode::from_raw_mode(mode))?;
     // shm_open applies the umask; set the mode we were asked for exactly.
-    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+    let locked = rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+        .map_err(io::Error::from)
+        .and_then(|()| lock_shared(std::os::fd::AsFd::as_fd(&fd)));
+    if let Err(e) = locked {
+        let _ = rustix::shm::unlink(os_name);
+        return Err(e);
+    }
     Ok(fd)
 }
 
-/// `shm_open("/<name>", O_RDWR | O_CLOEXEC)`.
-pub(crate) fn shm_open_existing(os_name: &str, writable: bool) -> io::Result<OwnedFd> {
-    let flags = if writable {
-        rustix::shm::OFlags::RDWR
+/// Opens `/dev/shm/<file_name>` without following a symlink and without blocking (a FIFO
+/// planted under our prefix must not hang us); anything but a regular file is
+/// `InvalidData`.
+pub(crate) fn shm_open_existing(file_name: &str, writable: bool) -> io::Result<OwnedFd> {
+    let access = if writable {
+        OFlags::RDWR
     } else {
-        rustix::shm::OFlags::RDONLY
+        OFlags::RDONLY
     };
-    rustix::shm::open(os_name, flags, Mode::empty()).map_err(Into::into)
+    let flags = access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(format!("{SHM_DIR}/{file_name}"), flags, Mode::empty())?;
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    Ok(fd)
+}
+
+/// Device and inode of `/dev/shm/<file_name>` (the name, not a descriptor), without
+/// following symlinks.
+pub(crate) fn shm_path_identity(file_name: &str) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::lstat(format!("{SHM_DIR}/{file_name}"))?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// `shm_unlink("/<name>")`.
@@ -64,26 +89,58 @@ pub(crate) fn shm_unlink(os_name: &str) -> io::Result<()> {
     rustix::shm::unlink(os_name).map_err(Into::into)
 }
 
+/// Takes a shared `flock` on the file (blocking, retrying on EINTR). Every handle holds one
+/// for its lifetime; the kernel drops it when the process exits, however it exits.
+pub(crate) fn lock_shared(fd: BorrowedFd<'_>) -> io::Result<()> {
+    loop {
+        match rustix::fs::flock(fd, rustix::fs::FlockOperation::LockShared) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return other.map_err(Into::into),
+        }
+    }
+}
+
+/// Tries to take an exclusive `flock` without blocking: `Ok(true)` means no handle of any
+/// process has the file open.
+pub(crate) fn try_lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    match rustix::fs::flock(fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Opens a file by path for reading and writing (used for `/proc/PID/fd/N`).
 pub(crate) fn open_path_rw(path: &str) -> io::Result<OwnedFd> {
     rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).map_err(Into::into)
 }
 
-/// Reserves `len` bytes of disk (here: memory) space for the file, extending it if needed.
+/// Reserves `len` bytes of memory for the file, extending it if needed.
 ///
-/// tmpfs and memfd support `fallocate`; where a filesystem does not (`EOPNOTSUPP`), the
-/// file is extended with `ftruncate` instead, which cannot report a full device early.
+/// One `fallocate` call for the whole range: tmpfs checks its size limit up front and
+/// undoes a failed or interrupted call completely, so a failure leaves the file as it was
+/// and never fills `/dev/shm` on the way (reserving in chunks would). An interrupted call
+/// (`EINTR`) is retried. Where a filesystem has no `fallocate` (`EOPNOTSUPP`), the file is
+/// extended with `ftruncate` instead, which cannot report a full device early.
 pub(crate) fn allocate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
-    match rustix::fs::fallocate(fd, FallocateFlags::empty(), 0, len) {
-        Err(rustix::io::Errno::OPNOTSUPP) => {
-            let current = file_len(fd)?;
-            if current < len {
-                rustix::fs::ftruncate(fd, len)?;
+    loop {
+        match rustix::fs::fallocate(fd, FallocateFlags::empty(), 0, len) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::OPNOTSUPP) => {
+                if file_len(fd)? < len {
+                    rustix::fs::ftruncate(fd, len)?;
+                }
+                return Ok(());
             }
-            Ok(())
+            Err(e) => return Err(e.into()),
         }
-        other => other.map_err(Into::into),
     }
+}
+
+/// Whether an error from [`allocate`] means "out of memory or space".
+pub(crate) fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() || code == rustix::io::Errno::NOMEM.raw_os_error() || code == rustix::io::Errno::FBIG.raw_os_error())
 }
 
 /// Identity and size of an open file.
@@ -149,6 +206,23 @@ pub(crate) fn reserve(len: usize) -> io::Result<NonNull<u8>> {
     NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
 }
 
+/// Maps the first `len` bytes of `fd`, shared, at an address the kernel chooses.
+pub(crate) fn map_shared(
+    fd: BorrowedFd<'_>,
+    len: usize,
+    writable: bool,
+) -> io::Result<NonNull<u8>> {
+    let prot = if writable {
+        ProtFlags::READ | ProtFlags::WRITE
+    } else {
+        ProtFlags::READ
+    };
+    // SAFETY: a null hint lets the kernel choose the address; nothing is overwritten.
+    let ptr =
+        unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, fd, 0)? };
+    NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
+}
+
 /// Maps `len` bytes of `fd` starting at file `offset`, shared and read-write, exactly at
 /// `at`, replacing the reservation there.
 ///
@@ -188,6 +262,11 @@ pub(crate) unsafe fn unmap(at: NonNull<u8>, len: usize) -> io::Result<()> {
     unsafe { rustix::mm::munmap(at.as_ptr().cast(), len).map_err(Into::into) }
 }
 
+/// The parent process's id (0 if none).
+pub(crate) fn getppid() -> u32 {
+    rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get().unsigned_abs())
+}
+
 /// The calling process's id.
 pub(crate) fn getpid() -> u32 {
     rustix::process::getpid()
@@ -196,9 +275,19 @@ pub(crate) fn getpid() -> u32 {
         .unsigned_abs()
 }
 
-/// Reads `/proc/PID/stat`: `None` when no such process exists.
-pub(crate) fn read_proc_stat(pid: u32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()
+/// Reads `/proc/PID/stat`: `Ok(None)` when no such process exists, an error when it
+/// cannot be told (descriptors exhausted, `/proc` mounted with `hidepid`, ...).
+pub(crate) fn read_proc_stat(pid: u32) -> io::Result<Option<String>> {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(text) => Ok(Some(text)),
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Clears `FD_CLOEXEC` on `fd`. Async-signal-safe: callable between `fork` and `exec`.
@@ -242,6 +331,11 @@ pub(crate) fn futex_wait(
 /// Wakes up to `count` waiters blocked on `word` in any process; returns how many woke.
 pub(crate) fn futex_wake(word: &AtomicU32, count: u32) -> usize {
     use rustix::thread::futex;
+    if count == 0 {
+        return 0;
+    }
+    // The kernel reads the count as a signed int: larger values would wake just one.
+    let count = count.min(i32::MAX as u32);
     // FUTEX_WAKE fails only for an invalid address, which a &AtomicU32 cannot be.
     futex::wake(word, futex::Flags::empty(), count).unwrap_or(0)
 }
@@ -255,39 +349,4 @@ pub(crate) fn list_shm_dir() -> io::Result<Vec<String>> {
         }
     }
     Ok(names)
-}
-
-/// Whether any process maps the file `/dev/shm/<file_name>` (scans `/proc/*/maps`).
-///
-/// Processes whose maps cannot be read (another user's, without privilege) are counted as
-/// mapping it, so the answer errs towards "in use".
-pub(crate) fn any_process_maps(file_name: &str) -> bool {
-    let needle = format!("{SHM_DIR}/{file_name}");
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return true;
-    };
-    for entry in dir.flatten() {
-        let fname = entry.file_name();
-        let Some(pid) = fname
-            .to_str()
-            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
-            Ok(maps) => {
-                if maps
-                    .lines()
-                    .any(|l| l.ends_with(&needle) || l.ends_with(&format!("{needle} (deleted)")))
-                {
-                    return true;
-                }
-            }
-            // Another user's process we may not inspect: assume it maps the file.
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return true,
-            // The process exited while we looked (ENOENT, ESRCH): it maps nothing.
-            Err(_) => {}
-        }
-    }
-    false
 }

@@ -41,8 +41,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{OpenError, ProcessId, Segment, SegmentOptions, sys};
 
-/// The environment variable through which a child learns the numbers of the descriptors
-/// it inherited (comma-separated, in the order of the collected list).
+/// The environment variable through which a child learns the descriptors it inherited:
+/// `PARENT_PID;FD:DEV:INO,FD:DEV:INO,...` in the order of the collected list. The child
+/// takes them only if its parent is that pid and each descriptor is that very file, so a
+/// grandchild that inherits the variable, or a stale value, never takes a descriptor it
+/// does not own.
 ///
 /// # Examples
 ///
@@ -59,7 +62,8 @@ thread_local! {
 /// Runs `serialize`, collecting a duplicate of the descriptor of every anonymous segment it
 /// serialises. Returns its result and the descriptors, in the order the tokens index them.
 ///
-/// Scopes nest: an inner scope collects into its own list.
+/// Scopes nest: an inner scope collects into its own list. The outer scope is restored
+/// even if `serialize` panics.
 ///
 /// # Examples
 ///
@@ -68,11 +72,20 @@ thread_local! {
 /// assert_eq!((n, fds.len()), (2, 0));
 /// ```
 pub fn collect_fds<R>(serialize: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
-    let outer = COLLECTING.with(|c| c.borrow_mut().replace(Vec::new()));
+    /// Restores the outer scope, also on unwind.
+    struct Scope(Option<Vec<OwnedFd>>);
+    impl Drop for Scope {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            COLLECTING.with(|c| *c.borrow_mut() = outer);
+        }
+    }
+    let scope = Scope(COLLECTING.with(|c| c.borrow_mut().replace(Vec::new())));
     let result = serialize();
     let fds = COLLECTING
-        .with(|c| std::mem::replace(&mut *c.borrow_mut(), outer))
+        .with(|c| c.borrow_mut().take())
         .unwrap_or_default();
+    drop(scope);
     (result, fds)
 }
 
@@ -86,16 +99,23 @@ pub fn collect_fds<R>(serialize: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
 /// assert_eq!(n, 42);
 /// ```
 pub fn with_received_fds<R>(fds: &[OwnedFd], deserialize: impl FnOnce() -> R) -> R {
+    /// Restores the outer scope, also on unwind.
+    struct Scope(Option<Vec<RawFd>>);
+    impl Drop for Scope {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            SUPPLIED.with(|s| *s.borrow_mut() = outer);
+        }
+    }
     let raw = fds.iter().map(AsRawFd::as_raw_fd).collect();
-    let outer = SUPPLIED.with(|s| s.borrow_mut().replace(raw));
-    let result = deserialize();
-    SUPPLIED.with(|s| *s.borrow_mut() = outer);
-    result
+    let _scope = Scope(SUPPLIED.with(|s| s.borrow_mut().replace(raw)));
+    deserialize()
 }
 
-/// Arranges for a child started by `command` to inherit `fds` (their close-on-exec flag is
-/// cleared in the child only, between fork and exec) and tells it their numbers through
-/// [`INHERIT_ENV`]. Keep `fds` open until the child has been spawned.
+/// Arranges for a child started by `command` to inherit `fds`: their close-on-exec flag is
+/// cleared in the child only, between fork and exec, and the child learns them through
+/// [`INHERIT_ENV`]. The descriptors move into `command` and stay open as long as it lives.
+/// Calling it again on the same command adds to the list.
 ///
 /// # Examples
 ///
@@ -105,24 +125,35 @@ pub fn with_received_fds<R>(fds: &[OwnedFd], deserialize: impl FnOnce() -> R) ->
 /// let (token, fds) = transfer::collect_fds(|| serde_json::to_string(&seg));
 /// let mut cmd = std::process::Command::new("child-program");
 /// cmd.arg(token?);
-/// transfer::inherit(&mut cmd, &fds);
+/// transfer::inherit(&mut cmd, fds);
 /// let status = cmd.status()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn inherit(command: &mut Command, fds: &[OwnedFd]) {
-    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-    let list = raw
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    command.env(INHERIT_ENV, list);
+pub fn inherit(command: &mut Command, fds: Vec<OwnedFd>) {
+    let mut entries: Vec<String> = command
+        .get_envs()
+        .find(|(key, _)| *key == INHERIT_ENV)
+        .and_then(|(_, value)| value?.to_str())
+        .and_then(|value| value.split_once(';'))
+        .map(|(_, list)| list.to_owned())
+        .filter(|list| !list.is_empty())
+        .into_iter()
+        .collect();
+    for fd in &fds {
+        let (dev, ino) = sys::stat(fd.as_fd()).map_or((0, 0), |st| (st.dev, st.ino));
+        entries.push(format!("{}:{dev}:{ino}", fd.as_raw_fd()));
+    }
+    command.env(
+        INHERIT_ENV,
+        format!("{};{}", std::process::id(), entries.join(",")),
+    );
     // SAFETY: the closure runs in the child between fork and exec and only calls fcntl,
-    // which is async-signal-safe; it allocates nothing (the Vec was built before).
+    // which is async-signal-safe; it allocates nothing. The descriptors it names are owned
+    // by the closure itself, so they are open whenever `command` spawns.
     unsafe {
         command.pre_exec(move || {
-            for &fd in &raw {
-                sys::clear_cloexec(fd)?;
+            for fd in &fds {
+                sys::clear_cloexec(fd.as_raw_fd())?;
             }
             Ok(())
         });
@@ -130,7 +161,9 @@ pub fn inherit(command: &mut Command, fds: &[OwnedFd]) {
 }
 
 /// In a child started with [`inherit`]: takes ownership of the inherited descriptors, in
-/// the parent's order. Returns them once; later calls return an empty list.
+/// the parent's order. Returns them once; later calls return an empty list. Entries that do
+/// not check out (the variable came from another ancestor, or a descriptor is not the file
+/// the parent passed) are skipped.
 ///
 /// # Examples
 ///
@@ -145,15 +178,30 @@ pub fn take_inherited() -> Vec<OwnedFd> {
         return Vec::new();
     }
     *taken = true;
-    let Ok(list) = std::env::var(INHERIT_ENV) else {
+    let Ok(value) = std::env::var(INHERIT_ENV) else {
         return Vec::new();
     };
+    let Some((parent, list)) = value.split_once(';') else {
+        return Vec::new();
+    };
+    if parent.parse::<u32>().ok() != Some(sys::getppid()) {
+        return Vec::new();
+    }
     list.split(',')
-        .filter_map(|n| n.trim().parse::<RawFd>().ok())
-        .filter(|&fd| fd > 2 && sys::fd_is_open(fd))
+        .filter_map(|entry| {
+            let mut parts = entry.split(':').map(|p| p.parse::<u64>().ok());
+            let (fd, dev, ino) = (parts.next()??, parts.next()??, parts.next()??);
+            let fd = RawFd::try_from(fd)
+                .ok()
+                .filter(|&fd| fd > 2 && sys::fd_is_open(fd))?;
+            // SAFETY: `fd` is open (checked above) and only borrowed for this fstat.
+            let st = sys::stat(unsafe { BorrowedFd::borrow_raw(fd) }).ok()?;
+            ((st.dev, st.ino) == (dev, ino)).then_some(fd)
+        })
         .map(|fd| {
-            // SAFETY: the parent listed this descriptor as passed to us, it is open, and
-            // the `TAKEN` flag ensures it is wrapped in an `OwnedFd` only once.
+            // SAFETY: our parent passed this descriptor to us (its pid and the file's
+            // identity match the variable it set), and the `TAKEN` flag ensures it is
+            // wrapped in an `OwnedFd` only once.
             unsafe { OwnedFd::from_raw_fd(fd) }
         })
         .collect()
@@ -187,7 +235,9 @@ pub enum SegmentToken {
         holder: ProcessId,
         /// The descriptor number in the sending process.
         holder_fd: i32,
-        /// The file's inode, to check that the descriptor found is the right one.
+        /// The file's device, to check that the descriptor found is the right one.
+        device: u64,
+        /// The file's inode, likewise.
         inode: u64,
     },
 }
@@ -217,6 +267,7 @@ impl SegmentToken {
                 index,
                 holder,
                 holder_fd,
+                device,
                 inode,
             } => {
                 let supplied = index.and_then(|i| {
@@ -239,8 +290,8 @@ impl SegmentToken {
                     }
                     None => reopen_from_holder(*holder, *holder_fd)?,
                 };
-                let found = sys::stat(fd.as_fd()).map(|st| st.ino).unwrap_or(0);
-                if found != *inode {
+                let found = sys::stat(fd.as_fd()).map(|st| (st.dev, st.ino)).ok();
+                if found != Some((*device, *inode)) {
                     return Err(OpenError::HolderGone { holder: *holder });
                 }
                 options.open_fd(fd)
@@ -253,8 +304,17 @@ fn reopen_from_holder(holder: ProcessId, holder_fd: i32) -> Result<OwnedFd, Open
     if !holder.is_alive() {
         return Err(OpenError::HolderGone { holder });
     }
-    let fd = sys::open_path_rw(&format!("/proc/{}/fd/{holder_fd}", holder.pid))
-        .map_err(|_| OpenError::HolderGone { holder })?;
+    let fd = sys::open_path_rw(&format!("/proc/{}/fd/{holder_fd}", holder.pid)).map_err(|e| {
+        match e.kind() {
+            // The process or its descriptor is gone.
+            std::io::ErrorKind::NotFound => OpenError::HolderGone { holder },
+            _ => OpenError::Io {
+                segment: "anonymous segment".into(),
+                op: "open /proc/PID/fd",
+                source: e,
+            },
+        }
+    })?;
     // The pid could have been recycled between the check and the open.
     if !holder.is_alive() {
         return Err(OpenError::HolderGone { holder });
@@ -293,6 +353,7 @@ impl Segment {
                     index,
                     holder: ProcessId::current(),
                     holder_fd: self.raw_fd(),
+                    device: self.device(),
                     inode: self.inode(),
                 }
             }

@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use common::{STEP, load, shared_env, store};
-use shm_segment::transfer::{self, INHERIT_ENV};
+use shm_segment::transfer;
 use shm_segment::{ObjectKind, OpenError, Segment, SegmentOptions, TypeFingerprint};
 use test_support::{
     ShmLeakCheck, Watchdog, child_builder, signal_parent, signal_parent_with, test_name,
@@ -48,48 +47,46 @@ fn child_sees_parent_writes_and_parent_sees_childs() {
     leaks.finish();
 }
 
+/// The transfer mechanism end to end with a plain `std::process::Command`: two anonymous
+/// segments serialised inside `collect_fds`, inherited with `transfer::inherit`, taken with
+/// `take_inherited` and opened inside `with_received_fds`.
 #[test]
-fn anonymous_segment_handed_to_child_by_inherited_fd() {
-    let _wd = Watchdog::new(Duration::from_secs(60));
-    // Parent side first computes nothing the child needs: the token and fd arrive by env.
-    let parent = test_support::child_role().is_none();
-    let (seg, token, fds) = if parent {
-        let seg = opts().create_anonymous().unwrap();
-        store(&seg, 0, 7);
-        let (token, fds) = transfer::collect_fds(|| serde_json::to_string(&seg).unwrap());
-        (Some(seg), token, fds)
-    } else {
-        (None, String::new(), Vec::new())
-    };
-    let list = fds
-        .iter()
-        .map(|fd| fd.as_raw_fd().to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut builder = child_builder(&test_name!(), "inheritor")
-        .env("TOKEN", &token)
-        .env(INHERIT_ENV, &list);
-    for fd in &fds {
-        builder = builder.pass_fd(fd.as_raw_fd());
-    }
-    let mut child = builder.spawn(|| {
+fn anonymous_segments_inherited_by_a_command_child() {
+    if let Ok(token) = std::env::var("TRANSFER_TOKEN") {
+        // The child: this test binary, started below with the token in its environment.
         let fds = transfer::take_inherited();
-        assert_eq!(fds.len(), 1, "one descriptor inherited");
-        let token = std::env::var("TOKEN").unwrap();
-        let seg: Segment =
+        assert_eq!(fds.len(), 2, "both descriptors inherited");
+        assert!(transfer::take_inherited().is_empty(), "taken only once");
+        let (a, b): (Segment, Segment) =
             transfer::with_received_fds(&fds, || serde_json::from_str(&token)).unwrap();
-        assert!(seg.name().is_none());
-        assert_eq!(load(&seg, 0), 7);
-        store(&seg, 0, 8);
-        signal_parent("done");
-    });
-    drop(fds);
-    child.wait_line("done", STEP).unwrap();
-    child.wait_success(STEP);
+        assert!(a.name().is_none() && b.name().is_none());
+        store(&a, 0, load(&a, 0) + 1);
+        store(&b, 0, load(&b, 0) + 2);
+        return;
+    }
+    let _wd = Watchdog::new(Duration::from_secs(60));
+    let a = opts().create_anonymous().unwrap();
+    let b = opts().create_anonymous().unwrap();
+    store(&a, 0, 10);
+    store(&b, 0, 20);
+    let (token, fds) = transfer::collect_fds(|| serde_json::to_string(&(&a, &b)).unwrap());
+    assert_eq!(fds.len(), 2);
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            test_name!().as_str(),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TRANSFER_TOKEN", &token);
+    transfer::inherit(&mut command, fds);
+    let status = command.status().unwrap();
+    assert!(status.success(), "child failed: {status}");
     assert_eq!(
-        load(seg.as_ref().unwrap(), 0),
-        8,
-        "the child wrote through the inherited segment"
+        (load(&a, 0), load(&b, 0)),
+        (11, 22),
+        "the child wrote through both segments"
     );
 }
 
@@ -252,19 +249,15 @@ fn creator_killed_before_ready_gives_init_timeout_and_gc_reclaims() {
 
     child.kill();
     child.wait_timeout(STEP).unwrap();
-    // Creator dead: reported at once, even with a long time-out.
-    let started = std::time::Instant::now();
-    match opts().init_timeout(STEP).open(&name) {
+    // Creator dead: reported at once, even with an hour-long time-out (the watchdog
+    // fails the test if it waited).
+    match opts().init_timeout(Duration::from_secs(3600)).open(&name) {
         Err(OpenError::InitTimeout {
             creator_alive: false,
             ..
         }) => {}
         other => panic!("expected InitTimeout with a dead creator, got {other:?}"),
     }
-    assert!(
-        started.elapsed() < STEP,
-        "did not wait for the full time-out"
-    );
     let report = shm_segment::catalog::gc_matching(&name, false).unwrap();
     assert!(
         report.removed.contains(&name),
@@ -455,39 +448,4 @@ fn named_handle_travels_as_its_name() {
     assert_eq!(load(&seg, 0), 5);
     drop(seg);
     leaks.finish();
-}
-
-fn shmem_kib() -> u64 {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let line = meminfo.lines().find(|l| l.starts_with("Shmem:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-/// An anonymous segment needs no cleanup: when its only holder is SIGKILLed, the kernel
-/// frees its memory (it never had a name in /dev/shm to leave behind).
-#[test]
-fn anonymous_segment_memory_is_freed_when_its_holder_is_killed() {
-    let _wd = Watchdog::new(Duration::from_secs(60));
-    const SIZE: usize = 128 << 20;
-    let mut child = child_builder(&test_name!(), "holder").spawn(|| {
-        let seg = SegmentOptions::new(ObjectKind::RAW)
-            .len(SIZE)
-            .create_anonymous()
-            .unwrap();
-        // SAFETY: the data area has SIZE bytes and only this process uses it.
-        unsafe { std::ptr::write_bytes(seg.data().as_ptr(), 1, SIZE) };
-        signal_parent("filled");
-        wait_parent_line();
-    });
-    let filled = child
-        .wait_line("filled", STEP)
-        .map(|_| shmem_kib())
-        .unwrap();
-    child.kill();
-    child.wait_timeout(STEP).unwrap();
-    let freed_kib = filled.saturating_sub(shmem_kib());
-    assert!(
-        freed_kib >= (SIZE as u64 / 1024) * 3 / 4,
-        "only {freed_kib} KiB of shared memory were freed"
-    );
 }

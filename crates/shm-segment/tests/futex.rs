@@ -97,10 +97,12 @@ fn spurious_wake_ups_do_not_end_wait_until() {
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
-/// SIGUSR1 every millisecond at a blocked waiter: the wait neither ends early nor runs
-/// past its deadline by more than scheduling noise.
+/// SIGUSR1 every millisecond at a blocked waiter: a single `wait` neither ends early (it
+/// would return `Woken` on an unhandled EINTR) nor outlives its deadline by more than
+/// scheduling noise (the watchdog catches a wait that restarts its full time-out).
 #[test]
 fn eintr_keeps_the_original_deadline() {
+    let _wd = Watchdog::new(Duration::from_secs(30));
     // SAFETY: installs a handler that does nothing, without SA_RESTART so that the futex
     // wait really returns EINTR; sigaction is given a fully initialised struct.
     unsafe {
@@ -120,24 +122,27 @@ fn eintr_keeps_the_original_deadline() {
         let done = Arc::clone(&done);
         std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_millis(200);
-            let outcome = futex::wait_until(&word, |v| v == 1, Some(deadline));
+            let outcome = futex::wait(&word, 0, Some(deadline));
             let returned = Instant::now();
             done.store(true, Ordering::Release);
             (outcome, returned >= deadline)
         })
     };
-    // SAFETY: pthread_self of a live thread, taken through the JoinHandle's pthread_t.
     let thread = std::os::unix::thread::JoinHandleExt::as_pthread_t(&waiter);
     let mut signals = 0;
     while !done.load(Ordering::Acquire) {
-        // SAFETY: `thread` is alive until `done` is set, and a little after; a signal to a
-        // thread that has just exited but is not yet joined is still valid (it is joinable).
+        // SAFETY: the thread is joinable until joined below, so its pthread_t stays valid
+        // even if it has just returned.
         unsafe { libc::pthread_kill(thread, libc::SIGUSR1) };
         signals += 1;
         std::thread::sleep(Duration::from_millis(1));
     }
     let (outcome, not_early) = waiter.join().unwrap();
-    assert_eq!(outcome, Err(TimedOut));
+    assert_eq!(
+        outcome,
+        WaitOutcome::TimedOut,
+        "EINTR is retried, not reported"
+    );
     assert!(not_early, "the wait returned before its deadline");
     assert!(
         signals > 10,
