@@ -1,4 +1,4 @@
-//! Starting processes: spawn (re-exec) + join, and fork + join, each returning a value.
+//! Starting processes (spawn + join, returning a value) and `Pool::map` over small items.
 //!
 //! Run with `cargo bench -p shm-process --bench spawn`. Python's `Process(...).start();
 //! join()` with the spawn method costs about 30 ms on the project's machines; the
@@ -23,7 +23,23 @@ fn spawn_join(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, spawn_join);
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn pool_map(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pool");
+    let pool = shm_process::Pool::new(2).expect("pool");
+    for items in [100u64, 10_000] {
+        group.throughput(criterion::Throughput::Elements(items));
+        group.bench_function(format!("map squares x{items}"), |b| {
+            b.iter(|| pool.map(square, 0..items).expect("map"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, spawn_join, pool_map);
 
 fn main() {
     // A spawned child is this bench binary again: run its function and exit.

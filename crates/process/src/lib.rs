@@ -6,6 +6,9 @@
 //!   this binary ([`init`] at the top of `main` runs the child's function), so it copies no
 //!   parent state and is safe from threaded parents; [`Process::fork`] offers the *fork*
 //!   method for single-threaded ones.
+//! * [`Pool`]: Python's process pool — `map`, `imap`, `imap_unordered`, `starmap`,
+//!   `apply`, `apply_async`, `map_async`, `close`, `terminate`, `join` — over shm-queue; a
+//!   worker that dies fails only the task it was running and is replaced.
 //! * [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`].
 //!
 //! # Examples
@@ -33,6 +36,7 @@
 mod child;
 mod current;
 mod error;
+mod pool;
 mod probe;
 mod process;
 mod spawn;
@@ -40,6 +44,7 @@ mod sys;
 
 pub use current::{ProcessInfo, active_children, cpu_count, current_process, parent_process};
 pub use error::{ForkError, JoinTimeoutError, ProcessError, StartError};
+pub use pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder, PoolError};
 pub use process::Process;
 
 /// Makes this program able to act as a spawned child: call it first in `main`.

@@ -55,11 +55,11 @@ pub(crate) type Entry = fn(usize, &[u8]) -> Report;
 #[inline(never)]
 fn anchor() {}
 
-fn offset_of_fn(address: usize) -> isize {
+pub(crate) fn offset_of_fn(address: usize) -> isize {
     (address as isize).wrapping_sub(anchor as fn() as usize as isize)
 }
 
-fn address_of_offset(offset: isize) -> usize {
+pub(crate) fn address_of_offset(offset: isize) -> usize {
     (anchor as fn() as usize as isize).wrapping_add(offset) as usize
 }
 
@@ -241,12 +241,17 @@ pub(crate) fn run_if_child() {
 /// Runs `body`, turning a panic into a report.
 pub(crate) fn run_catching(body: impl FnOnce() -> Report) -> Report {
     panic::catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| Report::Panicked {
-        message: payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "<a panic without a message>".to_owned()),
+        message: panic_message(payload.as_ref()),
     })
+}
+
+/// The message a panic carried (`panic!("...")` gives a `&str` or a `String`).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "<a panic without a message>".to_owned())
 }
 
 /// Writes the report, flushes standard output and ends the process with its exit code.

@@ -1,0 +1,147 @@
+//! The pool's handler thread: collects results, supervises workers, dispatches tasks, and
+//! shuts the workers down after `close` or `terminate`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use shm_queue::GetTimeoutError;
+
+use super::worker::{Done, status_word};
+use super::{PoolError, Shared, State};
+
+/// How long the handler sleeps on the result queue between supervision rounds: the bound
+/// on how late a dead worker is noticed.
+const ROUND: Duration = Duration::from_millis(20);
+
+pub(crate) fn run(shared: &Arc<Shared>) {
+    loop {
+        match shared.results.get_timeout(ROUND) {
+            Ok(done) => complete(&mut shared.lock(), done),
+            Err(GetTimeoutError::Timeout | GetTimeoutError::Closed) => {}
+            // A damaged record was dropped by the queue; its task is failed when its worker
+            // is found dead or the pool ends, never waited for silently.
+            Err(GetTimeoutError::Decode(e)) => {
+                eprintln!("multiproc pool: dropped a damaged result: {e}")
+            }
+        }
+        let mut state = shared.lock();
+        while let Ok(done) = shared.results.try_get() {
+            complete(&mut state, done);
+        }
+        supervise(shared, &mut state);
+        state.dispatch();
+        let stop = shut_down_if_done(&mut state);
+        drop(state);
+        shared.changed.notify_all();
+        if stop {
+            return;
+        }
+    }
+}
+
+fn complete(state: &mut State, done: Done) {
+    if let Some(Some(worker)) = state.workers.get_mut(done.worker as usize) {
+        worker.assigned.retain(|&id| id != done.id);
+    }
+    state.finish(done.id, done.outcome.into());
+}
+
+/// Finds workers that ended; fails the task each was running, re-queues the ones it had not
+/// started, and starts a replacement (unless the pool is winding down).
+fn supervise(shared: &Shared, state: &mut State) {
+    if state.terminated {
+        // The workers were killed on purpose; their tasks fail as `Terminated`.
+        return;
+    }
+    for index in 0..state.workers.len() {
+        let Some(worker) = &state.workers[index] else {
+            continue;
+        };
+        if worker.process.is_alive() {
+            continue;
+        }
+        // Results it sent before ending are in the queue already: take them first.
+        while let Ok(done) = shared.results.try_get() {
+            complete(state, done);
+        }
+        let Some(mut worker) = state.workers[index].take() else {
+            continue;
+        };
+        let pid = worker.process.pid().unwrap_or(0);
+        let how = match worker.process.exitcode() {
+            Some(code) if code < 0 => format!("killed by signal {}", -code),
+            Some(code) => format!("exited with code {code}"),
+            None => "ended".to_owned(),
+        };
+        let _ = worker.process.join();
+        // [running] Acquire: pairs with the worker's Release store of the task it runs.
+        let running = status_word(&shared.status, index as u32)
+            .load(Ordering::Acquire)
+            .checked_sub(1);
+        for id in worker.assigned.drain(..).rev() {
+            if Some(id) == running {
+                let died = PoolError::WorkerDied {
+                    pid,
+                    how: how.clone(),
+                };
+                state.finish(id, Err(died));
+            } else if let Some(entry) = state.tasks.get(&id) {
+                state.pending.push_front(entry.task.clone());
+            }
+        }
+        let winding_down = state.terminated || (state.closed && state.tasks.is_empty());
+        if !winding_down {
+            match shared.spawn_worker(index as u32) {
+                Ok(replacement) => state.workers[index] = Some(replacement),
+                Err(e) => state.start_error = Some(e.to_string()),
+            }
+        }
+    }
+    // Without any worker left, nothing would ever finish the remaining tasks.
+    if state.workers.iter().all(Option::is_none) && !state.tasks.is_empty() {
+        let why = state
+            .start_error
+            .clone()
+            .unwrap_or_else(|| "no worker left".to_owned());
+        let ids: Vec<u64> = state.tasks.keys().copied().collect();
+        for id in ids {
+            state.finish(id, Err(PoolError::Start(why.clone())));
+        }
+        state.pending.clear();
+    }
+}
+
+/// After `terminate`, or after `close` once every task finished: stops and reaps the
+/// workers. Returns whether the handler is done.
+fn shut_down_if_done(state: &mut State) -> bool {
+    if state.terminated {
+        let ids: Vec<u64> = state.tasks.keys().copied().collect();
+        for id in ids {
+            state.finish(id, Err(PoolError::Terminated));
+        }
+        state.pending.clear();
+        for worker in state.workers.iter_mut().flatten() {
+            let _ = worker.process.kill();
+        }
+    } else if state.closed && state.tasks.is_empty() {
+        // Closing a worker's queue ends its loop once the queue is empty.
+        for worker in state.workers.iter().flatten() {
+            worker.tasks.close();
+        }
+    } else {
+        return false;
+    }
+    let all_gone = state
+        .workers
+        .iter()
+        .flatten()
+        .all(|w| !w.process.is_alive());
+    if all_gone {
+        for worker in state.workers.iter_mut().flatten() {
+            let _ = worker.process.join();
+        }
+        state.finished = true;
+    }
+    all_gone
+}

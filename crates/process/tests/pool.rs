@@ -1,0 +1,294 @@
+//! Pool across real processes: the tutorial programs, panics and killed workers (which
+//! must never hang a call), lazy imap, maxtasksperchild, close/terminate, no orphans.
+
+shm_process::init_before_main!();
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shm_process::{Pool, PoolError, Process, current_process};
+use shm_queue::Queue;
+use test_support::Watchdog;
+
+const STEP: Duration = Duration::from_secs(60);
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+/// The tutorial: `Pool::map` of squares of [1, 2, 3].
+#[test]
+fn tutorial_pool_map_of_squares() {
+    let _wd = Watchdog::new(STEP);
+    let pool = Pool::new(3).unwrap();
+    assert_eq!(pool.map(square, [1, 2, 3]).unwrap(), [1, 4, 9]);
+}
+
+fn fruit_producer(queue: Queue<String>) {
+    for fruit in ["apple", "banana", "cherry", "date"] {
+        queue.put(fruit.to_owned()).unwrap();
+    }
+}
+
+/// The tutorial: fruits through a Queue from one process to another.
+#[test]
+fn tutorial_fruits_through_a_queue() {
+    let _wd = Watchdog::new(STEP);
+    let queue = Queue::<String>::builder()
+        .capacity(8)
+        .max_message_size(64)
+        .create_anonymous()
+        .unwrap();
+    let mut producer = Process::spawn(fruit_producer, queue.clone()).unwrap();
+    let fruits: Vec<String> = (0..4).map(|_| queue.get_timeout(STEP).unwrap()).collect();
+    producer.join().unwrap();
+    assert_eq!(fruits, ["apple", "banana", "cherry", "date"]);
+}
+
+#[derive(Serialize, Deserialize)]
+struct Queues {
+    tasks: Queue<Option<u32>>,
+    results: Queue<(String, u32)>,
+}
+
+fn tutorial_worker(queues: Queues) {
+    while let Some(task) = queues.tasks.get().unwrap() {
+        queues
+            .results
+            .put((current_process().name, task * task))
+            .unwrap();
+    }
+}
+
+/// The tutorial: eight tasks over a tasks queue and a results queue, served by three
+/// worker processes that report their `current_process().name`.
+#[test]
+fn tutorial_eight_tasks_three_workers() {
+    let _wd = Watchdog::new(STEP);
+    let tasks = Queue::<Option<u32>>::builder()
+        .capacity(16)
+        .max_message_size(16)
+        .create_anonymous()
+        .unwrap();
+    let results = Queue::<(String, u32)>::builder()
+        .capacity(16)
+        .max_message_size(64)
+        .create_anonymous()
+        .unwrap();
+    let mut workers: Vec<_> = (0..3)
+        .map(|_| {
+            Process::spawn(
+                tutorial_worker,
+                Queues {
+                    tasks: tasks.clone(),
+                    results: results.clone(),
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    for task in 1..=8 {
+        tasks.put(Some(task)).unwrap();
+    }
+    for _ in &workers {
+        tasks.put(None).unwrap();
+    }
+    let mut got: Vec<(String, u32)> = (0..8).map(|_| results.get_timeout(STEP).unwrap()).collect();
+    let names: Vec<String> = workers.iter().map(|w| w.name().to_owned()).collect();
+    for worker in &mut workers {
+        worker.join().unwrap();
+    }
+    assert!(
+        got.iter().all(|(name, _)| names.contains(name)),
+        "{got:?} vs {names:?}"
+    );
+    got.sort_by_key(|(_, value)| *value);
+    let values: Vec<u32> = got.into_iter().map(|(_, v)| v).collect();
+    assert_eq!(values, [1, 4, 9, 16, 25, 36, 49, 64]);
+}
+
+fn kill_myself(_: ()) -> u32 {
+    rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL)
+        .unwrap();
+    unreachable!("SIGKILL cannot be caught")
+}
+
+fn worker_pid(_: u32) -> u32 {
+    std::process::id()
+}
+
+fn pid_alive(pid: u32) -> bool {
+    shm_segment::ProcessId::of(pid).is_some_and(|p| p.is_alive())
+}
+
+/// RELIABILITY row 17: a worker SIGKILLed mid-task fails that task with `WorkerDied`; the
+/// pool replaces it and goes on; the dead worker is reaped, not a zombie.
+#[test]
+fn a_worker_killed_mid_task_fails_only_that_task() {
+    let _wd = Watchdog::new(STEP);
+    let pool = Pool::new(2).unwrap();
+    let before: Vec<u32> = pool.map_chunked(worker_pid, 0..40, 1).unwrap();
+    match pool.apply(kill_myself, ()) {
+        Err(PoolError::WorkerDied { pid, how }) => {
+            assert!(how.contains("signal 9"), "{how}");
+            assert!(!pid_alive(pid), "the dead worker was reaped");
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    // Several deaths in a row, with other work around them.
+    let pending: Vec<_> = (0..3)
+        .map(|_| pool.apply_async(kill_myself, ()).unwrap())
+        .collect();
+    let squares = pool.map(square, 0..100).unwrap();
+    assert_eq!(squares, (0..100).map(square).collect::<Vec<_>>());
+    for p in pending {
+        assert!(matches!(p.get(), Err(PoolError::WorkerDied { .. })));
+    }
+    let after: Vec<u32> = pool.map_chunked(worker_pid, 0..40, 1).unwrap();
+    assert!(
+        after.iter().any(|pid| !before.contains(pid)),
+        "replacements were started"
+    );
+}
+
+fn panics_on(x: u32) -> u32 {
+    assert!(x % 5 != 4, "bad item {x}");
+    x
+}
+
+#[test]
+fn a_panicking_task_fails_with_its_message_and_the_pool_goes_on() {
+    let _wd = Watchdog::new(STEP);
+    let pool = Pool::new(2).unwrap();
+    assert_eq!(
+        pool.apply(panics_on, 4),
+        Err(PoolError::Panicked {
+            message: "bad item 4".into()
+        })
+    );
+    let results: Vec<Result<u32, PoolError>> = pool.imap(panics_on, 0..10).unwrap().collect();
+    assert_eq!(results.len(), 10);
+    assert!(matches!(&results[4], Err(PoolError::Panicked { .. })));
+    assert_eq!(results[5], Ok(5));
+    assert_eq!(pool.starmap(pair_sum, [(1, 2), (3, 4)]).unwrap(), [3, 7]);
+}
+
+fn pair_sum(a: u32, b: u32) -> u32 {
+    a + b
+}
+
+/// imap reads its input lazily: taking a few results from an endless input finishes, and
+/// reads only a bounded window ahead.
+#[test]
+fn imap_reads_its_input_lazily() {
+    let _wd = Watchdog::new(STEP);
+    let pool = Pool::new(2).unwrap();
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&pulled);
+    let endless = (0u64..).inspect(move |_| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    let first: Vec<u64> = pool
+        .imap(square, endless)
+        .unwrap()
+        .take(10)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(first, (0..10).map(square).collect::<Vec<_>>());
+    assert!(
+        pulled.load(Ordering::Relaxed) <= 10 + 2 * pool.processes(),
+        "read {} items",
+        pulled.load(Ordering::Relaxed)
+    );
+
+    let mut unordered: Vec<u64> = pool
+        .imap_unordered(square, 0..50)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    unordered.sort_unstable();
+    assert_eq!(unordered, (0..50).map(square).collect::<Vec<_>>());
+}
+
+#[test]
+fn maxtasksperchild_replaces_workers() {
+    let _wd = Watchdog::new(STEP);
+    let pool = Pool::builder()
+        .processes(1)
+        .maxtasksperchild(2)
+        .build()
+        .unwrap();
+    let pids: Vec<u32> = (0..6).map(|i| pool.apply(worker_pid, i).unwrap()).collect();
+    let mut distinct = pids.clone();
+    distinct.dedup();
+    assert!(distinct.len() >= 3, "one worker per two tasks: {pids:?}");
+}
+
+fn remember(tag: String) {
+    // SAFETY: the worker is single-threaded when its initializer runs.
+    unsafe { std::env::set_var("POOL_INIT_TAG", tag) };
+}
+
+fn recall(_: u8) -> String {
+    std::env::var("POOL_INIT_TAG").unwrap_or_default()
+}
+
+#[test]
+fn initializer_runs_in_every_worker() {
+    let _wd = Watchdog::new(STEP);
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(remember, "ready".to_owned())
+        .build()
+        .unwrap();
+    let tags = pool.map_chunked(recall, 0..8, 1).unwrap();
+    assert!(tags.iter().all(|t| t == "ready"), "{tags:?}");
+}
+
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[test]
+fn close_join_and_terminate() {
+    let _wd = Watchdog::new(STEP);
+    let pool = Pool::new(2).unwrap();
+    let pending = pool.map_async(nap, [10, 20, 30]).unwrap();
+    pool.close();
+    assert_eq!(pool.apply(nap, 1), Err(PoolError::Closed));
+    pool.join().unwrap();
+    assert_eq!(
+        pending.get().unwrap(),
+        [10, 20, 30],
+        "close lets queued work finish"
+    );
+
+    let pool = Pool::new(1).unwrap();
+    let long = pool.apply_async(nap, 3_600_000).unwrap();
+    assert_eq!(
+        long.get_timeout(Duration::from_millis(20)),
+        Err(PoolError::Timeout)
+    );
+    pool.terminate();
+    assert_eq!(long.get(), Err(PoolError::Terminated));
+    pool.join().unwrap();
+}
+
+/// Dropping a pool leaves no worker behind.
+#[test]
+fn dropping_a_pool_leaves_no_orphans() {
+    let _wd = Watchdog::new(STEP);
+    let pool = Pool::new(3).unwrap();
+    let mut pids = pool.map_chunked(worker_pid, 0..30, 1).unwrap();
+    pids.sort_unstable();
+    pids.dedup();
+    let busy = pool.apply_async(nap, 3_600_000).unwrap();
+    drop(busy);
+    drop(pool);
+    for pid in pids {
+        assert!(!pid_alive(pid), "worker {pid} outlived its pool");
+    }
+}

@@ -1,0 +1,46 @@
+//! Encoding values straight into shared slots with postcard, and decoding them out.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::CodecError;
+
+/// The postcard-encoded size of `value`, found without writing it anywhere.
+pub(crate) fn encoded_size<T: Serialize>(value: &T) -> Result<usize, CodecError> {
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .map_err(|e| CodecError::postcard(&e))
+}
+
+/// Encodes `value` into the `capacity` bytes at `dst`; returns the encoded length.
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `capacity` bytes, and no other thread or process may
+/// read or write them during the call (the caller owns the slot or ring region).
+pub(crate) unsafe fn encode_into<T: Serialize>(
+    value: &T,
+    dst: *mut u8,
+    capacity: usize,
+) -> Result<usize, CodecError> {
+    // SAFETY: the caller guarantees `dst..dst+capacity` is writable and exclusively ours
+    // for the duration of this call, so a unique slice over it aliases nothing.
+    let buf = unsafe { std::slice::from_raw_parts_mut(dst, capacity) };
+    postcard::to_slice(value, buf)
+        .map(|used| used.len())
+        .map_err(|e| CodecError::postcard(&e))
+}
+
+/// Decodes a `T` from the `len` bytes at `src`.
+///
+/// # Safety
+///
+/// `src` must be valid for reads of `len` bytes that no one writes during the call (the
+/// caller owns the slot or ring region, published to it with an acquire load).
+pub(crate) unsafe fn decode_from<T: DeserializeOwned>(
+    src: *const u8,
+    len: usize,
+) -> Result<T, CodecError> {
+    // SAFETY: the caller guarantees the bytes are readable and not written concurrently.
+    let bytes = unsafe { std::slice::from_raw_parts(src, len) };
+    postcard::from_bytes(bytes).map_err(|e| CodecError::postcard(&e))
+}

@@ -1,0 +1,106 @@
+//! `close` while others block: three getters on an empty queue and three putters on a full
+//! one, each in its own process, are all woken by a seventh process that closes both.
+
+mod common;
+
+use common::{QUEUE_ENV, QUEUE2_ENV, WAIT, WATCHDOG, from_env, share, spin_until};
+use shm_queue::{GetError, PutError, Queue, SpscQueue, TryGetError};
+use test_support::{Watchdog, child_builder, signal_parent, test_name, wait_parent_line};
+
+#[test]
+fn close_wakes_every_blocked_process() {
+    let _watchdog = Watchdog::new(WATCHDOG);
+    let empty = Queue::<u32>::builder()
+        .capacity(2)
+        .create_anonymous()
+        .unwrap();
+    let full = Queue::<u32>::builder()
+        .capacity(1)
+        .create_anonymous()
+        .unwrap();
+    // Full before any putter starts.
+    full.put(1).unwrap();
+    let (empty_token, full_token) = (share(&empty), share(&full));
+    let name = test_name!();
+    let mut children = Vec::new();
+    for i in 0..3 {
+        children.push(
+            child_builder(&name, &format!("getter-{i}"))
+                .env(QUEUE_ENV, &empty_token)
+                .spawn(|| {
+                    let q: Queue<u32> = from_env(QUEUE_ENV);
+                    assert_eq!(q.get(), Err(GetError::Closed));
+                }),
+        );
+        children.push(
+            child_builder(&name, &format!("putter-{i}"))
+                .env(QUEUE_ENV, &full_token)
+                .spawn(move || {
+                    let q: Queue<u32> = from_env(QUEUE_ENV);
+                    assert!(matches!(q.put(100 + i), Err(PutError::Closed(v)) if v == 100 + i));
+                }),
+        );
+    }
+    let mut closer = child_builder(&name, "closer")
+        .env(QUEUE_ENV, &empty_token)
+        .env(QUEUE2_ENV, &full_token)
+        .spawn(|| {
+            let empty: Queue<u32> = from_env(QUEUE_ENV);
+            let full: Queue<u32> = from_env(QUEUE2_ENV);
+            signal_parent("opened");
+            assert_eq!(wait_parent_line(), "close");
+            empty.close();
+            full.close();
+        });
+    closer.wait_line("opened", WAIT).unwrap();
+    // Every getter and putter is asleep in its blocking call.
+    spin_until(|| empty.waiting().getters == 3 && full.waiting().putters == 3);
+    closer.send_line("close").unwrap();
+    closer.wait_success(WAIT);
+    for child in &mut children {
+        child.wait_success(WAIT);
+    }
+    // Close is sticky, and gets drain what is left first.
+    assert!(matches!(
+        full.try_put(5),
+        Err(shm_queue::TryPutError::Closed(5))
+    ));
+    assert_eq!(full.get(), Ok(1));
+    assert_eq!(full.get(), Err(GetError::Closed));
+    assert_eq!(empty.try_get(), Err(TryGetError::Closed));
+    assert_eq!(
+        empty.waiting(),
+        shm_queue::Waiting {
+            getters: 0,
+            putters: 0
+        }
+    );
+}
+
+#[test]
+fn spsc_close_wakes_both_halves() {
+    let _watchdog = Watchdog::new(WATCHDOG);
+    let empty = SpscQueue::<u32>::builder()
+        .capacity(1)
+        .create_anonymous()
+        .unwrap();
+    let full = SpscQueue::<u32>::builder()
+        .capacity(1)
+        .create_anonymous()
+        .unwrap();
+    let mut tx = full.producer().unwrap();
+    tx.put(1).unwrap();
+    let getter = {
+        let mut rx = empty.consumer().unwrap();
+        std::thread::spawn(move || rx.get())
+    };
+    let putter = std::thread::spawn(move || tx.put(2).map_err(PutError::into_inner));
+    spin_until(|| empty.waiting().getters == 1 && full.waiting().putters == 1);
+    empty.close();
+    full.close();
+    assert_eq!(getter.join().unwrap(), Err(GetError::Closed));
+    assert_eq!(putter.join().unwrap(), Err(2));
+    let mut rx = full.consumer().unwrap();
+    assert_eq!(rx.get(), Ok(1));
+    assert_eq!(rx.get(), Err(GetError::Closed));
+}
