@@ -1,0 +1,7 @@
+//! The atomics the algorithms of this crate use, from one place.
+//!
+//! The types that live in shared memory hold `std` atomics directly (they have the same
+//! layout as the integers, and the futex helpers take `&AtomicU32`). Every algorithm imports
+//! them from here, so a model checker can be switched in at one spot.
+
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
