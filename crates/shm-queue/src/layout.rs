@@ -180,9 +180,10 @@ pub struct SpscHeader {
     pub ring_len: AtomicU64,
     /// Offset of the ring from the start of this header.
     pub ring_offset: AtomicU64,
-    /// The attached producer ([`crate::sys::pack_owner`]), 0 when none.
+    /// The attached producer: pid in the low 22 bits, the low 42 bits of its start time
+    /// above; 0 when none.
     pub producer_owner: AtomicU64,
-    /// The attached consumer, 0 when none.
+    /// The attached consumer, packed like `producer_owner`; 0 when none.
     pub consumer_owner: AtomicU64,
     /// Padding to the line.
     pub _pad0: [u64; 8],

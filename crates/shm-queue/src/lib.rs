@@ -12,6 +12,8 @@
 //!   [`GetTimeoutError`], [`CreateError`], [`OpenError`], [`AttachError`].
 //! - `layout`: the shared-memory structures (`#[repr(C)]`, versioned, checked at compile
 //!   time).
+//! - Under `--cfg loom`, every atomic comes from loom and a hidden `loom_model` runs the
+//!   `Queue` slot protocol on a heap-backed ring, model-checked by `tests/loom_ring.rs`.
 //!
 //! Python's operations with Rust's names: `put`, `put_timeout`, `try_put`, `get`,
 //! `get_timeout`, `try_get`, `len`, `is_empty`, `is_full`, `capacity`, `close`. Values are
