@@ -7,6 +7,7 @@
 //! | module | crate | what |
 //! |---|---|---|
 //! | [`segment`] | `shm-segment` | shared-memory segments, header, futex, handle transfer |
+//! | [`lock`] | `shm-lock` | `Lock`, `RLock`, `Semaphore`, `Event`, `Condition`, `Barrier`, `Value`, `Array` |
 //! | [`queue`] | `shm-queue` | `Queue` (MPMC) and `SpscQueue` in shared memory |
 //! | [`process`] | `shm-process` | `Process`, `Pool`, `current_process`, `cpu_count` |
 //!
@@ -44,6 +45,7 @@
     reason = "the example shows that init() goes first in main"
 )]
 
+pub use shm_lock as lock;
 pub use shm_process as process;
 pub use shm_queue as queue;
 pub use shm_segment as segment;
@@ -52,5 +54,6 @@ pub use shm_process::{
     AsyncResult, Pool, PoolError, Process, ProcessError, ProcessInfo, active_children, cpu_count,
     current_process, init, init_before_main, parent_process,
 };
+pub use shm_lock::{Array, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, Value};
 pub use shm_queue::{Queue, SpscQueue};
 pub use shm_segment::{ObjectKind, ProcessId, Segment, SegmentOptions};

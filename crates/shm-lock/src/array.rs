@@ -56,6 +56,7 @@ unsafe fn init<T: Plain>(ptr: *mut RawArrayHeader<T>, len: usize, from: Option<&
 /// assert_eq!(array.to_vec().unwrap(), [0, 0, 7, 0]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Clone)]
 pub struct Array<T: Plain> {
     shared: Shared<RawArrayHeader<T>>,
     len: usize,

@@ -393,6 +393,7 @@ impl std::fmt::Debug for RawBarrier {
 /// assert_eq!(barrier.wait(), Ok(0)); // cyclic
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Clone)]
 pub struct Barrier {
     shared: Shared<RawBarrier>,
 }

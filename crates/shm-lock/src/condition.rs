@@ -355,6 +355,7 @@ impl std::fmt::Debug for RawCondition {
 /// drop(guard);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Clone)]
 pub struct Condition {
     shared: Shared<RawCondition>,
 }

@@ -234,6 +234,7 @@ impl std::fmt::Debug for RawEvent {
 /// event.wait();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Clone)]
 pub struct Event {
     shared: Shared<RawEvent>,
 }

@@ -17,8 +17,9 @@
 //!
 //! * Each handle owns its own segment: `new()` makes an anonymous one (freed by the kernel
 //!   when the last process holding it exits), `create(name)` / `open(name)` a named one in
-//!   `/dev/shm`. Handles are `Send + Sync` and serialise (serde) as their segment's token, so
-//!   they can be passed to child processes; see [`shm_segment::transfer`].
+//!   `/dev/shm`. Handles are `Send + Sync` and `Clone` (clones share one mapping), and they
+//!   serialise (serde) as their segment's token, so they can be passed to child processes;
+//!   see [`shm_segment::transfer`].
 //! * Each `Raw*` type is the `#[repr(C)]` shared part ([`layout`]), to embed in another
 //!   shared structure and initialise in place with its `unsafe fn init`; handles `Deref` to
 //!   it, so the operations are documented there.

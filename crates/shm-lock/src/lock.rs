@@ -409,6 +409,7 @@ unsafe impl Send for RawLock {}
 /// drop(guard);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Clone)]
 pub struct Lock {
     shared: Shared<RawLock>,
 }

@@ -408,6 +408,7 @@ impl std::fmt::Debug for RLockGuard<'_> {
 /// assert_eq!(lock.count(), 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Clone)]
 pub struct RLock {
     shared: Shared<RawRLock>,
 }

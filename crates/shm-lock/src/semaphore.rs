@@ -356,6 +356,7 @@ impl Drop for SemaphorePermit<'_> {
 macro_rules! semaphore_handle {
     ($(#[$doc:meta])* $name:ident, $kind:expr, $bounded:expr, $new:literal) => {
         $(#[$doc])*
+        #[derive(Clone)]
         pub struct $name {
             shared: Shared<RawSemaphore>,
         }

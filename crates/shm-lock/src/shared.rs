@@ -2,6 +2,7 @@
 //! validation, and serde through the segment token.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use shm_segment::transfer::SegmentToken;
 use shm_segment::{CreateError, ObjectKind, OpenError, Segment, SegmentOptions};
@@ -10,8 +11,18 @@ use crate::layout::fingerprint_of;
 
 /// A segment holding one `R` (followed by `len - size_of::<R>()` more bytes for arrays).
 pub(crate) struct Shared<R> {
-    seg: Segment,
+    /// Shared by clones of one handle: they map the segment once.
+    seg: Arc<Segment>,
     _raw: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for Shared<R> {
+    fn clone(&self) -> Self {
+        Shared {
+            seg: Arc::clone(&self.seg),
+            _raw: PhantomData,
+        }
+    }
 }
 
 impl<R> std::fmt::Debug for Shared<R> {
@@ -40,7 +51,7 @@ impl<R> Shared<R> {
         let seg = options::<R>(kind, len)
             .create_anonymous_with(|seg| init(seg.data().as_ptr().cast()))?;
         Ok(Shared {
-            seg,
+            seg: Arc::new(seg),
             _raw: PhantomData,
         })
     }
@@ -55,7 +66,7 @@ impl<R> Shared<R> {
         let seg =
             options::<R>(kind, len).create_with(name, |seg| init(seg.data().as_ptr().cast()))?;
         Ok(Shared {
-            seg,
+            seg: Arc::new(seg),
             _raw: PhantomData,
         })
     }
@@ -86,7 +97,7 @@ impl<R> Shared<R> {
             });
         }
         Ok(Shared {
-            seg,
+            seg: Arc::new(seg),
             _raw: PhantomData,
         })
     }

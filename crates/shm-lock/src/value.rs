@@ -680,6 +680,7 @@ impl<T: Plain + std::fmt::Debug> std::fmt::Debug for ValueGuard<'_, T> {
 /// assert_eq!(counter.get().unwrap(), 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Clone)]
 pub struct Value<T: Plain> {
     shared: Shared<RawValue<T>>,
 }

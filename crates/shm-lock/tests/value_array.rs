@@ -204,3 +204,21 @@ proptest! {
         prop_assert_eq!(b.get().unwrap(), w);
     }
 }
+
+/// Clones of a handle share one mapping: a write through one is seen through the other,
+/// and a clone keeps the object alive after the original is dropped.
+#[test]
+fn clones_share_the_object() {
+    let value = shm_lock::Value::new(1u64).unwrap();
+    let other = value.clone();
+    value.fetch_add(41);
+    assert_eq!(other.load(), 42);
+    drop(value);
+    assert_eq!(other.fetch_add(1), 42);
+    let lock = shm_lock::Lock::new().unwrap();
+    let twin = lock.clone();
+    let guard = lock.acquire().unwrap();
+    let from_thread = std::thread::spawn(move || twin.try_acquire().is_err()).join().unwrap();
+    assert!(from_thread, "the clone is the same lock");
+    drop(guard);
+}

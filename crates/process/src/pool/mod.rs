@@ -93,8 +93,10 @@ pub enum PoolError {
     Start(String),
 }
 
-/// How many tasks a worker holds at most: the one it runs and the next.
-const PER_WORKER: usize = 2;
+/// How many tasks a worker holds at most. One: a task goes to the first worker that is
+/// free, as in Python, so a long task never holds a short one up behind it (with chunks,
+/// the round trip to fetch the next task is amortised over many items).
+const PER_WORKER: usize = 1;
 
 /// Options for a [`Pool`]; made by [`Pool::builder`].
 ///
@@ -148,8 +150,8 @@ impl PoolBuilder {
     }
 
     /// The largest serialised task (a chunk of items) or result (a chunk of results) in
-    /// bytes (default 1 MiB). Each worker's queue reserves two such slots, and the result
-    /// queue two per worker.
+    /// bytes (default 1 MiB). Each worker's queue reserves one such slot, and the result
+    /// queue one per worker.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message = bytes.max(64);
         self
