@@ -50,10 +50,12 @@ pub use shm_process as process;
 pub use shm_queue as queue;
 pub use shm_segment as segment;
 
+pub use shm_lock::{
+    Array, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, Value,
+};
 pub use shm_process::{
     AsyncResult, Pool, PoolError, Process, ProcessError, ProcessInfo, active_children, cpu_count,
     current_process, init, init_before_main, parent_process,
 };
-pub use shm_lock::{Array, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, Value};
 pub use shm_queue::{Queue, SpscQueue};
 pub use shm_segment::{ObjectKind, ProcessId, Segment, SegmentOptions};

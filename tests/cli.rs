@@ -128,3 +128,38 @@ fn gc_removes_only_the_segments_of_dead_processes() {
     leaks_dead.finish();
     leaks_live.finish();
 }
+
+/// The benchmark harness end to end at a tiny scale: every row measured, ratios oriented so
+/// that above 1 means multiproc is better, the probe reported before and after.
+#[test]
+fn bench_json_reports_every_row_with_consistent_ratios() {
+    let _wd = Watchdog::new(Duration::from_secs(300));
+    let out = multiproc(&["bench", "--quick", "--json", "--scale", "0.002"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert!(report["probe_ns"]["before"].as_f64().unwrap() > 0.0);
+    assert!(report["probe_ns"]["after"].as_f64().unwrap() > 0.0);
+    let rows = report["results"].as_array().unwrap();
+    assert!(rows.len() >= 8, "{rows:?}");
+    for row in rows {
+        let (ours, reference, ratio) = (
+            row["ours"].as_f64().unwrap(),
+            row["reference_value"].as_f64().unwrap(),
+            row["ratio"].as_f64().unwrap(),
+        );
+        assert!(ours > 0.0 && reference > 0.0, "{row}");
+        let expected = if row["unit"] == "msg/s" {
+            ours / reference
+        } else {
+            reference / ours
+        };
+        assert!(
+            (ratio - expected).abs() <= 1e-9 * expected.abs().max(1.0),
+            "{row}"
+        );
+    }
+}

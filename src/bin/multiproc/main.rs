@@ -1,10 +1,13 @@
 //! `multiproc`: list, inspect and clean up multiproc's shared-memory segments.
 //!
 //! ```text
-//! multiproc ls [--json]          named segments: kind, size, creator, alive or stale, attached
-//! multiproc rm NAME...           remove named segments
-//! multiproc gc [--dry-run] [--prefix P]  remove the segments of processes that are all dead
+//! multiproc bench [--quick] [--json]      the side-by-side comparison with the references
+//! multiproc ls [--json]                   named segments: kind, size, creator, state, attached
+//! multiproc rm NAME...                    remove named segments
+//! multiproc gc [--dry-run] [--prefix P]   remove the segments nobody holds any more
 //! ```
+
+mod bench;
 
 use std::process::ExitCode;
 
@@ -25,6 +28,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Measure multiproc against the hardware floor and the references, side by side.
+    Bench {
+        /// At most about a minute (default: the full run, a few minutes).
+        #[arg(long)]
+        quick: bool,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Multiplies every iteration count (for smoke tests of the harness itself).
+        #[arg(long, hide = true)]
+        scale: Option<f64>,
+    },
     /// List the named multiproc segments in /dev/shm.
     Ls {
         /// Print one JSON array instead of a table.
@@ -52,7 +67,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The benchmark's peer processes are this program started again.
+    multiproc::init();
     match Cli::parse().command {
+        Command::Bench { quick, json, scale } => bench::run(quick, json, scale),
         Command::Ls { json } => ls(json),
         Command::Rm { names } => rm(&names),
         Command::Gc {

@@ -1,0 +1,458 @@
+//! The measurements: the hardware floor and ceiling, multiproc's primitives, and the Rust
+//! references, each across two real processes where the primitive is cross-process.
+//!
+//! Every cross-process case spawns its peer with `Process::spawn` (this binary again) and
+//! hands it an anonymous control segment; the peer raises `READY` when it is in its loop,
+//! so process start-up is never timed, and raises `DONE` when it has seen every message.
+
+use std::hint::spin_loop;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use multiproc::segment::{ObjectKind, Segment, SegmentOptions};
+use multiproc::{Lock, Pool, Process, Queue, SpscQueue, Value};
+
+const READY: usize = 0;
+const DONE: usize = 1;
+/// The ping-pong word, on its own cache-line pair.
+const PING: usize = 16;
+/// The ring's producer index and consumer index, each on its own 128-byte line.
+const HEAD: usize = 32;
+const TAIL: usize = 48;
+const RING: usize = 64;
+const RING_SLOTS: u64 = 4096;
+
+fn control() -> Segment {
+    let len = (RING + RING_SLOTS as usize) * 8;
+    SegmentOptions::new(ObjectKind::RAW)
+        .len(len)
+        .create_anonymous()
+        .expect("control segment")
+}
+
+fn word(seg: &Segment, index: usize) -> &AtomicU64 {
+    assert!((index + 1) * 8 <= seg.data_len());
+    // SAFETY: in bounds (checked), 8-aligned (the data area is 128-aligned), and every word
+    // of the control segment is only ever accessed atomically, by both processes.
+    unsafe { AtomicU64::from_ptr(seg.data().as_ptr().cast::<u64>().add(index)) }
+}
+
+fn wait_for(word: &AtomicU64, value: u64) {
+    while word.load(Ordering::Acquire) != value {
+        spin_loop();
+    }
+}
+
+/// Waits for a sleeping peer without burning the core it needs.
+fn wait_for_yielding(word: &AtomicU64, value: u64) {
+    while word.load(Ordering::Acquire) != value {
+        std::thread::yield_now();
+    }
+}
+
+fn per_op_ns(elapsed: Duration, ops: u64) -> f64 {
+    elapsed.as_nanos() as f64 / ops as f64
+}
+
+fn per_second(elapsed: Duration, ops: u64) -> f64 {
+    ops as f64 / elapsed.as_secs_f64()
+}
+
+// --- the floor: a cache line bounced between two processes -------------------------------
+
+fn ping_pong_peer((seg, rounds): (Segment, u64)) {
+    let ping = word(&seg, PING);
+    word(&seg, READY).store(1, Ordering::Release);
+    for i in 0..rounds {
+        wait_for(ping, 2 * i + 1);
+        ping.store(2 * i + 2, Ordering::Release);
+    }
+}
+
+/// Round trip of one cache line between two processes, in ns.
+pub fn cache_line_round_trip(rounds: u64) -> f64 {
+    let seg = control();
+    let handle = SegmentOptions::any()
+        .open_fd(seg.fd().try_clone_to_owned().expect("dup"))
+        .expect("reopen");
+    let warm = 1000;
+    let mut peer = Process::spawn(ping_pong_peer, (handle, rounds + warm)).expect("spawn");
+    wait_for_yielding(word(&seg, READY), 1);
+    let ping = word(&seg, PING);
+    let mut started = Instant::now();
+    for i in 0..rounds + warm {
+        if i == warm {
+            started = Instant::now();
+        }
+        ping.store(2 * i + 1, Ordering::Release);
+        wait_for(ping, 2 * i + 2);
+    }
+    let elapsed = started.elapsed();
+    peer.join().expect("peer");
+    per_op_ns(elapsed, rounds)
+}
+
+// --- the ceiling: a minimal SPSC ring of u64 -----------------------------------------------
+
+fn ring_consumer((seg, count): (Segment, u64)) {
+    let (head, tail) = (word(&seg, HEAD), word(&seg, TAIL));
+    word(&seg, READY).store(1, Ordering::Release);
+    let (mut read, mut sum, mut seen_head) = (0u64, 0u64, 0u64);
+    while read < count {
+        if read == seen_head {
+            seen_head = head.load(Ordering::Acquire);
+            if read == seen_head {
+                spin_loop();
+                continue;
+            }
+        }
+        sum = sum
+            .wrapping_add(word(&seg, RING + (read % RING_SLOTS) as usize).load(Ordering::Relaxed));
+        read += 1;
+        if read % 64 == 0 || read == count {
+            tail.store(read, Ordering::Release);
+        }
+    }
+    assert_eq!(
+        sum,
+        count * (count - 1) / 2,
+        "the ring delivered every value once"
+    );
+    word(&seg, DONE).store(1, Ordering::Release);
+}
+
+/// Messages per second through a minimal SPSC ring of `u64` across two processes.
+pub fn raw_ring(count: u64) -> f64 {
+    let seg = control();
+    let handle = SegmentOptions::any()
+        .open_fd(seg.fd().try_clone_to_owned().expect("dup"))
+        .expect("reopen");
+    let mut peer = Process::spawn(ring_consumer, (handle, count)).expect("spawn");
+    wait_for_yielding(word(&seg, READY), 1);
+    let (head, tail) = (word(&seg, HEAD), word(&seg, TAIL));
+    let started = Instant::now();
+    let mut seen_tail = 0u64;
+    for i in 0..count {
+        while i - seen_tail >= RING_SLOTS {
+            seen_tail = tail.load(Ordering::Acquire);
+            spin_loop();
+        }
+        word(&seg, RING + (i % RING_SLOTS) as usize).store(i, Ordering::Relaxed);
+        if i % 64 == 63 || i + 1 == count {
+            head.store(i + 1, Ordering::Release);
+        }
+    }
+    wait_for(word(&seg, DONE), 1);
+    let elapsed = started.elapsed();
+    peer.join().expect("peer");
+    per_second(elapsed, count)
+}
+
+// --- multiproc's queues -------------------------------------------------------------------
+
+fn spsc_consumer((queue, seg, count): (SpscQueue<u64>, Segment, u64)) {
+    let mut consumer = queue.consumer().expect("consumer half");
+    word(&seg, READY).store(1, Ordering::Release);
+    let mut sum = 0u64;
+    for _ in 0..count {
+        sum = sum.wrapping_add(consumer.get().expect("get"));
+    }
+    assert_eq!(sum, count * (count - 1) / 2);
+    word(&seg, DONE).store(1, Ordering::Release);
+}
+
+/// Messages per second through `SpscQueue<u64>` across two processes.
+pub fn spsc_queue(count: u64) -> f64 {
+    let queue = SpscQueue::<u64>::builder()
+        .capacity(4096)
+        .max_message_size(16)
+        .create_anonymous()
+        .expect("queue");
+    let seg = control();
+    let handle = SegmentOptions::any()
+        .open_fd(seg.fd().try_clone_to_owned().expect("dup"))
+        .expect("reopen");
+    let mut peer = Process::spawn(spsc_consumer, (queue.clone(), handle, count)).expect("spawn");
+    wait_for_yielding(word(&seg, READY), 1);
+    let mut producer = queue.producer().expect("producer half");
+    let started = Instant::now();
+    for i in 0..count {
+        producer.put(i).expect("put");
+    }
+    wait_for(word(&seg, DONE), 1);
+    let elapsed = started.elapsed();
+    peer.join().expect("peer");
+    per_second(elapsed, count)
+}
+
+/// A small serde message, as a pipeline would carry.
+type Message = (u64, u32);
+
+fn queue_consumer((queue, seg, count): (Queue<Message>, Segment, u64)) {
+    word(&seg, READY).store(1, Ordering::Release);
+    let mut sum = 0u64;
+    for _ in 0..count {
+        sum = sum.wrapping_add(queue.get().expect("get").0);
+    }
+    assert_eq!(sum, count * (count - 1) / 2);
+    word(&seg, DONE).store(1, Ordering::Release);
+}
+
+/// Messages per second through the MPMC `Queue` (small serde messages), one producer and
+/// one consumer process.
+pub fn mpmc_queue(count: u64) -> f64 {
+    let queue = Queue::<Message>::builder()
+        .capacity(4096)
+        .max_message_size(32)
+        .create_anonymous()
+        .expect("queue");
+    let seg = control();
+    let handle = SegmentOptions::any()
+        .open_fd(seg.fd().try_clone_to_owned().expect("dup"))
+        .expect("reopen");
+    let mut peer = Process::spawn(queue_consumer, (queue.clone(), handle, count)).expect("spawn");
+    wait_for_yielding(word(&seg, READY), 1);
+    let started = Instant::now();
+    for i in 0..count {
+        queue.put((i, i as u32)).expect("put");
+    }
+    wait_for(word(&seg, DONE), 1);
+    let elapsed = started.elapsed();
+    peer.join().expect("peer");
+    per_second(elapsed, count)
+}
+
+fn echo_peer((ping, pong, rounds): (SpscQueue<u64>, SpscQueue<u64>, u64)) {
+    let (mut rx, mut tx) = (
+        ping.consumer().expect("ping"),
+        pong.producer().expect("pong"),
+    );
+    for _ in 0..rounds {
+        let v = rx.get().expect("get");
+        tx.put(v).expect("put");
+    }
+}
+
+/// One-way latency through `SpscQueue<u64>` (spinning), in ns: half a round trip.
+pub fn spsc_latency(rounds: u64) -> f64 {
+    let ping = SpscQueue::<u64>::builder()
+        .capacity(64)
+        .max_message_size(16)
+        .create_anonymous()
+        .expect("queue");
+    let pong = SpscQueue::<u64>::builder()
+        .capacity(64)
+        .max_message_size(16)
+        .create_anonymous()
+        .expect("queue");
+    let warm = 1000;
+    let mut peer =
+        Process::spawn(echo_peer, (ping.clone(), pong.clone(), rounds + warm)).expect("spawn");
+    let (mut tx, mut rx) = (
+        ping.producer().expect("ping"),
+        pong.consumer().expect("pong"),
+    );
+    let mut started = Instant::now();
+    for i in 0..rounds + warm {
+        if i == warm {
+            started = Instant::now();
+        }
+        tx.put(i).expect("put");
+        rx.get().expect("get");
+    }
+    let elapsed = started.elapsed();
+    peer.join().expect("peer");
+    per_op_ns(elapsed, rounds) / 2.0
+}
+
+fn queue_echo_peer((ping, pong, rounds): (Queue<u64>, Queue<u64>, u64)) {
+    for _ in 0..rounds {
+        let v = ping.get().expect("get");
+        pong.put(v).expect("put");
+    }
+}
+
+/// Round trip through two `Queue`s whose waiters sleep at once (no spinning): the blocking
+/// wake-up path, in ns.
+pub fn queue_wake_round_trip(rounds: u64) -> f64 {
+    let make = || {
+        Queue::<u64>::builder()
+            .capacity(64)
+            .max_message_size(16)
+            .spin_limit(0)
+            .create_anonymous()
+            .expect("queue")
+    };
+    let (ping, pong) = (make(), make());
+    let warm = 100;
+    let mut peer = Process::spawn(queue_echo_peer, (ping.clone(), pong.clone(), rounds + warm))
+        .expect("spawn");
+    let mut started = Instant::now();
+    for i in 0..rounds + warm {
+        if i == warm {
+            started = Instant::now();
+        }
+        ping.put(i).expect("put");
+        pong.get().expect("get");
+    }
+    let elapsed = started.elapsed();
+    peer.join().expect("peer");
+    per_op_ns(elapsed, rounds)
+}
+
+fn futex_peer((seg, rounds): (Segment, u64)) {
+    // SAFETY: 4 bytes at an 8-aligned offset of the control segment, only used atomically.
+    let w =
+        unsafe { std::sync::atomic::AtomicU32::from_ptr(seg.data().as_ptr().add(PING * 8).cast()) };
+    word(&seg, READY).store(1, Ordering::Release);
+    for i in 0..rounds as u32 {
+        multiproc::segment::futex::wait_until(w, |v| v == 2 * i + 1, None).expect("no deadline");
+        w.store(2 * i + 2, Ordering::Release);
+        multiproc::segment::futex::wake(w, 1);
+    }
+}
+
+/// Round trip of a raw futex wake between two processes, in ns (the floor for blocking).
+pub fn futex_round_trip(rounds: u64) -> f64 {
+    let seg = control();
+    let handle = SegmentOptions::any()
+        .open_fd(seg.fd().try_clone_to_owned().expect("dup"))
+        .expect("reopen");
+    let warm = 100;
+    let mut peer = Process::spawn(futex_peer, (handle, rounds + warm)).expect("spawn");
+    wait_for_yielding(word(&seg, READY), 1);
+    // SAFETY: as in `futex_peer`.
+    let w =
+        unsafe { std::sync::atomic::AtomicU32::from_ptr(seg.data().as_ptr().add(PING * 8).cast()) };
+    let mut started = Instant::now();
+    for i in 0..(rounds + warm) as u32 {
+        if u64::from(i) == warm {
+            started = Instant::now();
+        }
+        w.store(2 * i + 1, Ordering::Release);
+        multiproc::segment::futex::wake(w, 1);
+        multiproc::segment::futex::wait_until(w, |v| v == 2 * i + 2, None).expect("no deadline");
+    }
+    let elapsed = started.elapsed();
+    peer.join().expect("peer");
+    per_op_ns(elapsed, rounds)
+}
+
+// --- locks, values, processes -------------------------------------------------------------
+
+/// Uncontended `Lock` acquire + release, in ns.
+pub fn lock_acquire_release(ops: u64) -> f64 {
+    let lock = Lock::new().expect("lock");
+    let started = Instant::now();
+    for _ in 0..ops {
+        drop(lock.acquire().expect("acquire"));
+    }
+    per_op_ns(started.elapsed(), ops)
+}
+
+/// `Value<u64>` increment: the lock-free `fetch_add`, in ns.
+pub fn value_increment(ops: u64) -> f64 {
+    let value = Value::new(0u64).expect("value");
+    let started = Instant::now();
+    for _ in 0..ops {
+        value.fetch_add(1);
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(value.load(), ops);
+    per_op_ns(elapsed, ops)
+}
+
+fn nothing(x: u64) -> u64 {
+    x
+}
+
+/// Spawn a process that returns a value, and join it, in ms.
+pub fn spawn_join(times: u64) -> f64 {
+    let started = Instant::now();
+    for i in 0..times {
+        let mut p = Process::spawn(nothing, i).expect("spawn");
+        assert_eq!(p.join().expect("join"), i);
+    }
+    started.elapsed().as_secs_f64() * 1e3 / times as f64
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+/// `Pool::map` of squares over 1,000 items with 2 workers, in ms per map (pool start-up
+/// excluded, as in the Python reference).
+pub fn pool_map(times: u64) -> f64 {
+    let pool = Pool::new(2).expect("pool");
+    pool.map(square, 0..10).expect("warm up");
+    let started = Instant::now();
+    for _ in 0..times {
+        let squares = pool.map(square, 0..1000).expect("map");
+        assert_eq!(squares[999], 999 * 999);
+    }
+    started.elapsed().as_secs_f64() * 1e3 / times as f64
+}
+
+// --- Rust references ---------------------------------------------------------------------
+
+/// Messages per second through crossbeam-channel `bounded(4096)` between two threads.
+pub fn crossbeam_bounded(count: u64) -> f64 {
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(4096);
+    let consumer =
+        std::thread::spawn(move || (0..count).map(|_| rx.recv().expect("recv")).sum::<u64>());
+    let started = Instant::now();
+    for i in 0..count {
+        tx.send(i).expect("send");
+    }
+    let sum = consumer.join().expect("consumer");
+    let elapsed = started.elapsed();
+    assert_eq!(sum, count * (count - 1) / 2);
+    per_second(elapsed, count)
+}
+
+/// Messages per second through std `sync_channel(4096)` between two threads.
+pub fn std_sync_channel(count: u64) -> f64 {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(4096);
+    let consumer =
+        std::thread::spawn(move || (0..count).map(|_| rx.recv().expect("recv")).sum::<u64>());
+    let started = Instant::now();
+    for i in 0..count {
+        tx.send(i).expect("send");
+    }
+    let sum = consumer.join().expect("consumer");
+    let elapsed = started.elapsed();
+    assert_eq!(sum, count * (count - 1) / 2);
+    per_second(elapsed, count)
+}
+
+/// Messages per second of 8-byte messages, one `write` each, through a unix socketpair (or
+/// a pipe) read by another thread. Between threads rather than processes: the cost is the
+/// system calls either way.
+pub fn byte_stream(count: u64, pipe: bool) -> f64 {
+    let (mut writer, mut reader): (Box<dyn Write + Send>, Box<dyn Read + Send>) = if pipe {
+        let (r, w) = std::io::pipe().expect("pipe");
+        (Box::new(w), Box::new(r))
+    } else {
+        let (a, b) = UnixStream::pair().expect("socketpair");
+        (Box::new(a), Box::new(b))
+    };
+    let consumer = std::thread::spawn(move || {
+        let mut buf = [0u8; 8];
+        let mut sum = 0u64;
+        for _ in 0..count {
+            reader.read_exact(&mut buf).expect("read");
+            sum = sum.wrapping_add(u64::from_le_bytes(buf));
+        }
+        sum
+    });
+    let started = Instant::now();
+    for i in 0..count {
+        writer.write_all(&i.to_le_bytes()).expect("write");
+    }
+    let sum = consumer.join().expect("consumer");
+    let elapsed = started.elapsed();
+    assert_eq!(sum, count * (count - 1) / 2);
+    per_second(elapsed, count)
+}
