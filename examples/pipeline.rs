@@ -62,9 +62,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let items: u64 = args.next().map_or(Ok(200_000), |a| a.parse())?;
     let workers: usize = args.next().map_or(Ok(2), |a| a.parse())?;
-    let jobs = Queue::<Option<u64>>::builder().capacity(4096).max_message_size(16).create_anonymous()?;
-    let results = Queue::<Option<u64>>::builder().capacity(4096).max_message_size(16).create_anonymous()?;
-    let shared = Stats { produced: Value::new(0)?, processed: Value::new(0)?, collected: Value::new(0)? };
+    let jobs = Queue::<Option<u64>>::builder()
+        .capacity(4096)
+        .max_message_size(16)
+        .create_anonymous()?;
+    let results = Queue::<Option<u64>>::builder()
+        .capacity(4096)
+        .max_message_size(16)
+        .create_anonymous()?;
+    let shared = Stats {
+        produced: Value::new(0)?,
+        processed: Value::new(0)?,
+        collected: Value::new(0)?,
+    };
     // Every stage gets handles to the same queues and counters (clones share one mapping).
     let stage = || Stage {
         jobs: jobs.clone(),
@@ -80,7 +90,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let started = Instant::now();
     let mut collector = Process::spawn(collect, stage())?;
-    let mut pool: Vec<Process<()>> = (0..workers).map(|_| Process::spawn(work, stage())).collect::<Result<_, _>>()?;
+    let mut pool: Vec<Process<()>> = (0..workers)
+        .map(|_| Process::spawn(work, stage()))
+        .collect::<Result<_, _>>()?;
     let mut producer = Process::spawn(produce, stage())?;
     producer.join()?;
     for worker in &mut pool {
@@ -91,9 +103,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let expected: u128 = (0..u128::from(items)).map(|x| x * x).sum();
     assert_eq!(sum, expected, "every item went through exactly once");
-    let counts = [shared.produced.load(), shared.processed.load(), shared.collected.load()];
+    let counts = [
+        shared.produced.load(),
+        shared.processed.load(),
+        shared.collected.load(),
+    ];
     println!("pipeline: {items} items, {workers} workers");
-    println!("stats: produced {} processed {} collected {}", counts[0], counts[1], counts[2]);
+    println!(
+        "stats: produced {} processed {} collected {}",
+        counts[0], counts[1], counts[2]
+    );
     println!("checksum: ok");
     println!(
         "throughput: {:.0} items/s ({:.1} ms)",

@@ -27,7 +27,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut workers = Vec::new();
     for _ in 0..3 {
-        let queues = Queues { tasks: tasks.clone(), results: results.clone() };
+        let queues = Queues {
+            tasks: tasks.clone(),
+            results: results.clone(),
+        };
         workers.push(Process::spawn(do_job, queues)?);
         tasks.put(None)?;
     }
