@@ -55,11 +55,18 @@ fn sleeps(ms: u64) -> u64 {
 #[test]
 fn exit_codes_for_success_panic_error_exit_and_signals() {
     let _wd = Watchdog::new(STEP);
+    let mut identities = Vec::new();
+    // Taken right after spawn: a child that already exited is a zombie until joined.
+    let mut track = |pid: Option<u32>| {
+        identities.push(shm_segment::ProcessId::of(pid.unwrap()).expect("in /proc until joined"));
+    };
     let mut ok = Process::spawn(sleeps, 0).unwrap();
+    track(ok.pid());
     assert_eq!(ok.join(), Ok(0));
     assert_eq!(ok.exitcode(), Some(0));
 
     let mut panicked = Process::spawn(panics, "it broke".to_owned()).unwrap();
+    track(panicked.pid());
     match panicked.join() {
         Err(ProcessError::Panicked { message, name }) => {
             assert_eq!(message, "it broke");
@@ -70,6 +77,7 @@ fn exit_codes_for_success_panic_error_exit_and_signals() {
     assert_eq!(panicked.exitcode(), Some(1));
 
     let mut failed = Process::spawn(fails, 7).unwrap();
+    track(failed.pid());
     assert_eq!(
         failed.join(),
         Ok(Err("failure #7".to_owned())),
@@ -82,6 +90,7 @@ fn exit_codes_for_success_panic_error_exit_and_signals() {
     );
 
     let mut exited = Process::spawn(exits, 3).unwrap();
+    track(exited.pid());
     assert!(matches!(
         exited.join(),
         Err(ProcessError::Exited { code: 3, .. })
@@ -89,6 +98,7 @@ fn exit_codes_for_success_panic_error_exit_and_signals() {
     assert_eq!(exited.exitcode(), Some(3));
 
     let mut termed = Process::spawn(sleeps, 60_000).unwrap();
+    track(termed.pid());
     assert!(termed.is_alive());
     assert_eq!(termed.exitcode(), None);
     termed.terminate().unwrap();
@@ -99,6 +109,7 @@ fn exit_codes_for_success_panic_error_exit_and_signals() {
     assert_eq!(termed.exitcode(), Some(-15));
 
     let mut killed = Process::spawn(sleeps, 60_000).unwrap();
+    track(killed.pid());
     killed.kill().unwrap();
     assert!(matches!(
         killed.join(),
@@ -107,6 +118,14 @@ fn exit_codes_for_success_panic_error_exit_and_signals() {
     assert_eq!(killed.exitcode(), Some(-9));
     killed.kill().unwrap(); // signalling an ended process is a no-op
     assert!(!killed.is_alive());
+
+    // No orphans and no zombies: every joined child is gone from /proc (a recycled pid,
+    // told apart by its start time, does not count).
+    for id in identities {
+        let still_there =
+            shm_segment::ProcessId::of(id.pid).is_some_and(|now| now.start_time == id.start_time);
+        assert!(!still_there, "process {} is still in /proc", id.pid);
+    }
 }
 
 #[test]
