@@ -35,7 +35,8 @@ impl ChildState {
     pub fn try_reap(&self) -> Option<Exit> {
         let mut exit = self.exit.lock();
         if exit.is_none() {
-            // ECHILD cannot happen: only this record reaps this pid, under this lock.
+            // Only this record reaps this pid, under this lock; if someone else did
+            // (ECHILD), `try_wait` says `Lost`, never "still running".
             *exit = sys::try_wait(self.pid).ok().flatten();
         }
         *exit

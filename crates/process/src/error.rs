@@ -83,6 +83,16 @@ pub enum ProcessError {
         /// Its exit code.
         code: i32,
     },
+    /// The process ended, but its exit status was collected by someone else (SIGCHLD set
+    /// to `SIG_IGN`, or another `waitpid(-1)` in the program) before it reported a result.
+    #[error(
+        "process {name} ended but its exit status was collected elsewhere (is SIGCHLD \
+         ignored?) before it reported a result"
+    )]
+    StatusLost {
+        /// The process's name.
+        name: String,
+    },
     /// The result could not be read back.
     #[error("the result of process {name} could not be read: {reason}")]
     ResultUnreadable {
@@ -143,8 +153,12 @@ pub enum JoinTimeoutError {
 ///
 /// ```
 /// use shm_process::{ForkError, Process};
-/// let _busy = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+/// // A second thread that lives until we let it go.
+/// let (release, wait) = std::sync::mpsc::channel::<()>();
+/// let busy = std::thread::spawn(move || wait.recv());
 /// assert!(matches!(Process::fork(|| 1u8), Err(ForkError::MultiThreaded { .. })));
+/// release.send(()).unwrap();
+/// busy.join().unwrap().unwrap();
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -150,7 +150,11 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
 
     fn adopt(&mut self, pid: u32, result_fd: OwnedFd) {
         let state = Arc::new(ChildState::new(pid, self.name.clone(), self.daemon));
-        CHILDREN.lock().push(Arc::clone(&state));
+        let mut children = CHILDREN.lock();
+        // Like Python's `start`, reap the children that have finished meanwhile, so that a
+        // program that drops its `Process` handles accumulates no zombies.
+        children.retain(|c| c.try_reap().is_none());
+        children.push(Arc::clone(&state));
         self.child = Some(state);
         self.result_fd = Some(result_fd);
     }
@@ -162,6 +166,8 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
     /// Fork copies only the calling thread. With other threads running, the child could
     /// inherit a lock one of them held (in the allocator, stdout, ...) and deadlock, so
     /// `fork` refuses unless this process has a single thread. Spawn is safe everywhere.
+    /// Note that a daemon spawn or a [`Pool`](crate::Pool) starts a helper thread that lives
+    /// as long as the process, so `fork` is refused after either.
     /// The child exits with `_exit` after `f`: no destructors or `atexit` handlers run in it.
     ///
     /// # Errors
@@ -337,7 +343,10 @@ impl<R> Process<R> {
 
     /// Python's exit code: `None` while running (or before start), `Some(0)` on success,
     /// `Some(1)` after a panic or an `Err` result, `Some(code)` after `exit(code)`,
-    /// `Some(-N)` when signal `N` ended it.
+    /// `Some(-N)` when signal `N` ended it. If something else in the program reaped the
+    /// child (SIGCHLD set to `SIG_IGN`, a stray `waitpid(-1)`), the code comes from the
+    /// child's own report, or is `None` if it ended before writing one; `is_alive` is then
+    /// false.
     ///
     /// # Examples
     ///
@@ -350,10 +359,18 @@ impl<R> Process<R> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn exitcode(&self) -> Option<i32> {
-        self.child.as_ref()?.try_reap().map(|exit| match exit {
-            Exit::Code(code) => code,
-            Exit::Signal(signal) => -signal,
-        })
+        match self.child.as_ref()?.try_reap()? {
+            Exit::Code(code) => Some(code),
+            Exit::Signal(signal) => Some(-signal),
+            // Someone else reaped it (SIGCHLD ignored?): the child's own report still says
+            // how its function ended, if it got that far.
+            Exit::Lost => {
+                let report = sys::read_all(self.result_fd.as_ref()?.as_fd()).ok()?;
+                postcard::from_bytes::<Report>(&report)
+                    .ok()
+                    .map(|r| r.exit_code())
+            }
+        }
     }
 
     /// Sends SIGTERM (Python's `terminate`). Does nothing if the process has ended.
@@ -480,14 +497,15 @@ impl<R: DeserializeOwned> Process<R> {
         };
         match (exit, report) {
             (Exit::Signal(signal), _) => Err(ProcessError::Killed { name, signal }.into()),
-            (Exit::Code(_), Some(Report::Returned { value, .. })) => {
+            (_, Some(Report::Returned { value, .. })) => {
                 postcard::from_bytes(&value).map_err(|e| unreadable(e.to_string()).into())
             }
-            (Exit::Code(_), Some(Report::Panicked { message })) => {
+            (_, Some(Report::Panicked { message })) => {
                 Err(ProcessError::Panicked { name, message }.into())
             }
-            (Exit::Code(_), Some(Report::Codec { message })) => Err(unreadable(message).into()),
+            (_, Some(Report::Codec { message })) => Err(unreadable(message).into()),
             (Exit::Code(code), None) => Err(ProcessError::Exited { name, code }.into()),
+            (Exit::Lost, None) => Err(ProcessError::StatusLost { name }.into()),
         }
     }
 }

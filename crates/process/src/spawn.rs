@@ -100,6 +100,7 @@ impl Payload {
         args: &A,
     ) -> Result<Self, String> {
         let entry: Entry = trampoline::<A, R>;
+        check_same_object(f as usize)?;
         let (args, fds) = transfer::collect_fds(|| postcard::to_allocvec(args));
         Ok(Payload {
             entry: offset_of_fn(entry as usize),
@@ -107,6 +108,20 @@ impl Payload {
             args: args.map_err(|e| e.to_string())?,
             fds,
         })
+    }
+}
+
+/// Refuses a function that lives in another loaded object (a dynamic library) than this
+/// crate's anchor: its offset from the anchor would differ in the child.
+pub(crate) fn check_same_object(func: usize) -> Result<(), String> {
+    if sys::same_object(anchor as fn() as usize, func) {
+        Ok(())
+    } else {
+        Err(
+            "the function lives in a dynamic library, not in the executable: spawn can only \
+             run functions linked into the program itself"
+                .to_owned(),
+        )
     }
 }
 
@@ -121,8 +136,14 @@ pub(crate) fn launch(
     sys::write_all_at_start(args_fd.as_fd(), &payload.args)?;
     let result_fd = sys::memfd("multiproc.result")?;
     let me = ProcessId::current();
+    // The child checks that the args descriptor and the executable are really the ones
+    // named here before trusting the offsets: a grandchild that inherited the variable, or
+    // another program exec'd with it, finds neither and ignores it.
+    let missing = || std::io::Error::other("cannot identify the arguments file or the executable");
+    let (args_dev, args_ino) = sys::fd_identity(sys::raw(&args_fd)).ok_or_else(missing)?;
+    let (exe_dev, exe_ino) = sys::exe_identity().ok_or_else(missing)?;
     let spec = format!(
-        "{}:{}:{}:{}:{}",
+        "{}:{}:{}:{}:{}:{args_dev}:{args_ino}:{exe_dev}:{exe_ino}",
         me.pid,
         payload.entry,
         payload.func,
@@ -206,26 +227,53 @@ pub(crate) fn run_if_child() {
     let Ok(spec) = std::env::var(SPAWN_ENV) else {
         return;
     };
-    let Some([parent, entry, func, args_fd, result_fd]) = parse_spec(&spec) else {
+    let Some(
+        [
+            parent_pid,
+            entry,
+            func,
+            args_fd,
+            result_fd,
+            args_dev,
+            args_ino,
+            exe_dev,
+            exe_ino,
+        ],
+    ) = parse_spec(&spec)
+    else {
         return;
     };
-    // Variables inherited from an ancestor by an unrelated descendant are not for us.
-    if parent != sys::getppid() as i64 {
+    // The variable may have been inherited by a process it was not meant for (a grandchild
+    // started by plain `Command`, another program exec'd with it): the descriptors and the
+    // executable it names identify the real child. A setuid program trusts no environment.
+    let (args_fd, result_fd) = (args_fd as i32, result_fd as i32);
+    if sys::fd_identity(args_fd) != Some((args_dev as u64, args_ino as u64))
+        || sys::fd_identity(result_fd).is_none()
+        || sys::exe_identity() != Some((exe_dev as u64, exe_ino as u64))
+        || sys::secure_mode()
+    {
         return;
     }
-    // SAFETY: the parent passed these descriptors to this process (cleared close-on-exec
-    // for them in this child only) and nothing else in it uses these numbers.
-    let (args_fd, result_fd) = unsafe {
-        (
-            sys::borrow_raw(args_fd as i32),
-            sys::borrow_raw(result_fd as i32),
-        )
-    };
+    // SAFETY: the parent passed these descriptors to this process (identity checked above)
+    // and nothing else in it uses these numbers.
+    let (args_fd, result_fd) = unsafe { (sys::borrow_raw(args_fd), sys::borrow_raw(result_fd)) };
+    // Programs this child execs must not inherit them (and so never mistake the variable
+    // for their own).
+    sys::set_cloexec(args_fd);
+    sys::set_cloexec(result_fd);
+    if std::env::var(DAEMON_ENV).is_ok_and(|v| v == "1") {
+        // Re-arm: an exec of a privileged image clears the parent-death signal.
+        let parent = parent_pid as u32;
+        if sys::die_with_parent(parent).is_err() {
+            sys::exit_now(1);
+        }
+    }
     let report = match sys::read_all(args_fd) {
         Ok(args) => {
             let fds = transfer::take_inherited();
-            // SAFETY: `entry` is the offset of a `trampoline::<A, R>` of this executable,
-            // computed by the parent (the same executable) from the same anchor.
+            // SAFETY: `entry` is the offset of a `trampoline::<A, R>` of this executable
+            // (checked above to be the parent's), computed by the parent from the same
+            // anchor; `Payload::new` refused functions outside the executable.
             let entry =
                 unsafe { std::mem::transmute::<usize, Entry>(address_of_offset(entry as isize)) };
             let func = address_of_offset(func as isize);
@@ -263,14 +311,10 @@ pub(crate) fn finish(result_fd: std::os::fd::BorrowedFd<'_>, report: &Report) ->
     sys::exit_now(report.exit_code())
 }
 
-fn parse_spec(spec: &str) -> Option<[i64; 5]> {
-    let mut fields = spec.split(':').map(|f| f.parse::<i64>().ok());
-    let out = [
-        fields.next()??,
-        fields.next()??,
-        fields.next()??,
-        fields.next()??,
-        fields.next()??,
-    ];
-    fields.next().is_none().then_some(out)
+fn parse_spec(spec: &str) -> Option<[i128; 9]> {
+    let fields: Vec<i128> = spec
+        .split(':')
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    fields.try_into().ok()
 }

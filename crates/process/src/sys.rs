@@ -20,6 +20,8 @@ pub(crate) enum Exit {
     Code(i32),
     /// It was killed by this signal.
     Signal(i32),
+    /// It ended, but its status was reaped by someone else.
+    Lost,
 }
 
 /// An anonymous in-memory file (`memfd_create`), close-on-exec.
@@ -75,6 +77,51 @@ pub(crate) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()).map_err(Into::into)
 }
 
+/// Sets `FD_CLOEXEC`, so that programs this process `exec`s do not inherit `fd`.
+pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) {
+    let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
+}
+
+/// Device and inode of an open descriptor, if it is open.
+pub(crate) fn fd_identity(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: F_GETFD only queries; a closed number yields EBADF, never UB.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_getfd(borrowed).ok()?;
+    let st = rustix::fs::fstat(borrowed).ok()?;
+    Some((st.st_dev, st.st_ino))
+}
+
+/// Device and inode of the running executable.
+pub(crate) fn exe_identity() -> Option<(u64, u64)> {
+    let st = rustix::fs::stat("/proc/self/exe").ok()?;
+    Some((st.st_dev, st.st_ino))
+}
+
+/// Whether the process runs with elevated privileges (setuid, file capabilities): then it
+/// must not trust its environment to tell it what code to run.
+pub(crate) fn secure_mode() -> bool {
+    // SAFETY: getauxval has no preconditions.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// Whether two code addresses lie in the same loaded object (executable or library), so
+/// that the distance between them is the same in every process running this executable.
+/// `true` when the dynamic loader cannot tell (a static executable is one object).
+pub(crate) fn same_object(a: usize, b: usize) -> bool {
+    let base = |address: usize| {
+        // SAFETY: dladdr only reads the loader's tables; `info` is plain data it fills in.
+        unsafe {
+            let mut info: libc::Dl_info = std::mem::zeroed();
+            (libc::dladdr(address as *const libc::c_void, &mut info) != 0)
+                .then_some(info.dli_fbase as usize)
+        }
+    };
+    match (base(a), base(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
+    }
+}
+
 /// Arranges for SIGKILL when the parent dies; fails if the parent is already gone.
 /// Async-signal-safe: used between fork and exec.
 pub(crate) fn die_with_parent(expected_parent: u32) -> io::Result<()> {
@@ -115,11 +162,13 @@ pub(crate) fn pidfd(child: u32) -> io::Result<OwnedFd> {
         .map_err(Into::into)
 }
 
-/// Reaps the child if it has exited; `None` while it runs.
+/// Reaps the child if it has exited; `None` while it runs. `Exit::Lost` when its status
+/// was taken by someone else (SIGCHLD ignored, or another `waitpid(-1)` in the program).
 pub(crate) fn try_wait(child: u32) -> io::Result<Option<Exit>> {
     match rustix::process::waitpid(Some(pid(child)?), WaitOptions::NOHANG) {
         Ok(Some((_, status))) => Ok(decode(status)),
         Ok(None) => Ok(None),
+        Err(rustix::io::Errno::CHILD) => Ok(Some(Exit::Lost)),
         Err(e) => Err(e.into()),
     }
 }

@@ -388,3 +388,68 @@ fn fork_runs_a_capturing_closure_in_a_single_threaded_process() {
         Err(shm_process::ForkError::MultiThreaded { .. })
     ));
 }
+
+fn ignore_sigchld_then_spawn(_: ()) -> Result<String, String> {
+    // SAFETY: sets a disposition in this single-purpose child process only.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let mut child = Process::spawn(print_square, 4).map_err(|e| e.to_string())?;
+    // The kernel reaps the child itself; `join` must neither spin nor hang, and the result
+    // still comes from the child's report.
+    let result = child
+        .join_timeout(Duration::from_secs(20))
+        .map_err(|e| e.to_string())?;
+    if child.is_alive() {
+        return Err("a reaped child still counts as alive".into());
+    }
+    Ok(result)
+}
+
+/// With SIGCHLD ignored, someone else (the kernel) reaps children: join still ends.
+#[test]
+fn join_survives_sigchld_being_ignored() {
+    let _wd = Watchdog::new(STEP);
+    let mut p = Process::spawn(ignore_sigchld_then_spawn, ()).unwrap();
+    assert_eq!(p.join().unwrap(), Ok("Square: 16".to_owned()));
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Orphan {
+    flag: shm_lock::Value<u64>,
+    parent: u32,
+}
+
+fn orphan_work(args: Orphan) {
+    // Wait (bounded) until the parent that spawned us has exited.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::process::parent_id() == args.parent && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    args.flag.store(1);
+}
+
+fn spawn_and_leave(flag: shm_lock::Value<u64>) {
+    let orphan = Orphan {
+        flag,
+        parent: std::process::id(),
+    };
+    // Fire and forget: this process exits without joining.
+    let _ = Process::spawn(orphan_work, orphan).unwrap();
+}
+
+/// A child whose parent exits before it starts still runs its function (it must not fall
+/// through into `main`).
+#[test]
+fn an_orphaned_child_still_runs_its_function() {
+    let _wd = Watchdog::new(STEP);
+    let flag = shm_lock::Value::new(0u64).unwrap();
+    let mut parent = Process::spawn(spawn_and_leave, flag.clone()).unwrap();
+    parent.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while flag.load() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the orphaned child never ran its function"
+        );
+        std::thread::yield_now();
+    }
+}

@@ -115,12 +115,18 @@ fn kill_myself(_: ()) -> u32 {
     unreachable!("SIGKILL cannot be caught")
 }
 
+/// Whether the process is gone from /proc (neither running nor a zombie).
+fn gone(id: shm_segment::ProcessId) -> bool {
+    shm_segment::ProcessId::of(id.pid).is_none_or(|now| now.start_time != id.start_time)
+}
+
 fn worker_pid(_: u32) -> u32 {
     std::process::id()
 }
 
-fn pid_alive(pid: u32) -> bool {
-    shm_segment::ProcessId::of(pid).is_some_and(|p| p.is_alive())
+/// A worker's identity: its pid with its start time, so a recycled pid never passes for it.
+fn worker_id(_: u32) -> shm_segment::ProcessId {
+    shm_segment::ProcessId::current()
 }
 
 /// RELIABILITY row 17: a worker SIGKILLed mid-task fails that task with `WorkerDied`; the
@@ -129,11 +135,15 @@ fn pid_alive(pid: u32) -> bool {
 fn a_worker_killed_mid_task_fails_only_that_task() {
     let _wd = Watchdog::new(STEP);
     let pool = Pool::new(2).unwrap();
-    let before: Vec<u32> = pool.map_chunked(worker_pid, 0..40, 1).unwrap();
+    let before: Vec<shm_segment::ProcessId> = pool.map_chunked(worker_id, 0..40, 1).unwrap();
     match pool.apply(kill_myself, ()) {
         Err(PoolError::WorkerDied { pid, how }) => {
             assert!(how.contains("signal 9"), "{how}");
-            assert!(!pid_alive(pid), "the dead worker was reaped");
+            let dead = before
+                .iter()
+                .find(|w| w.pid == pid)
+                .expect("one of the pool's workers");
+            assert!(gone(*dead), "the dead worker was reaped");
         }
         other => panic!("expected WorkerDied, got {other:?}"),
     }
@@ -146,7 +156,7 @@ fn a_worker_killed_mid_task_fails_only_that_task() {
     for p in pending {
         assert!(matches!(p.get(), Err(PoolError::WorkerDied { .. })));
     }
-    let after: Vec<u32> = pool.map_chunked(worker_pid, 0..40, 1).unwrap();
+    let after: Vec<shm_segment::ProcessId> = pool.map_chunked(worker_id, 0..40, 1).unwrap();
     assert!(
         after.iter().any(|pid| !before.contains(pid)),
         "replacements were started"
@@ -282,13 +292,60 @@ fn close_join_and_terminate() {
 fn dropping_a_pool_leaves_no_orphans() {
     let _wd = Watchdog::new(STEP);
     let pool = Pool::new(3).unwrap();
-    let mut pids = pool.map_chunked(worker_pid, 0..30, 1).unwrap();
-    pids.sort_unstable();
+    let mut pids = pool.map_chunked(worker_id, 0..30, 1).unwrap();
+    pids.sort_unstable_by_key(|p| (p.pid, p.start_time));
     pids.dedup();
     let busy = pool.apply_async(nap, 3_600_000).unwrap();
     drop(busy);
     drop(pool);
     for pid in pids {
-        assert!(!pid_alive(pid), "worker {pid} outlived its pool");
+        assert!(gone(pid), "worker {} outlived its pool", pid.pid);
     }
+}
+
+fn failing_initializer(_: ()) {
+    panic!("cannot set up");
+}
+
+/// A worker that can never start (its initializer always fails) must not leave calls
+/// waiting: after a few deaths in a row the pool reports itself broken.
+#[test]
+fn a_failing_initializer_breaks_the_pool_instead_of_hanging() {
+    let _wd = Watchdog::new(STEP);
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(failing_initializer, ())
+        .build()
+        .unwrap();
+    match pool.map(square, 0..10) {
+        Err(PoolError::Broken { reason }) => assert!(reason.contains("initializer"), "{reason}"),
+        other => panic!("expected Broken, got {other:?}"),
+    }
+    assert!(matches!(
+        pool.apply(square, 1),
+        Err(PoolError::Broken { .. })
+    ));
+}
+
+/// `imap` interrupted by `terminate` ends with an error, never with a silently short
+/// "successful" result.
+#[test]
+fn imap_after_terminate_reports_the_termination() {
+    let _wd = Watchdog::new(STEP);
+    let pool = Pool::new(2).unwrap();
+    let mut results = pool
+        .imap(nap, [0, 0, 3_600_000, 3_600_000, 3_600_000, 3_600_000])
+        .unwrap();
+    assert_eq!(results.next(), Some(Ok(0)));
+    pool.terminate();
+    let rest: Vec<Result<u64, PoolError>> = results.collect();
+    assert!(
+        rest.iter().any(|r| r == &Err(PoolError::Terminated)),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter()
+            .all(|r| matches!(r, Ok(0) | Err(PoolError::Terminated))),
+        "{rest:?}"
+    );
 }

@@ -262,11 +262,6 @@ pub(crate) unsafe fn unmap(at: NonNull<u8>, len: usize) -> io::Result<()> {
     unsafe { rustix::mm::munmap(at.as_ptr().cast(), len).map_err(Into::into) }
 }
 
-/// The parent process's id (0 if none).
-pub(crate) fn getppid() -> u32 {
-    rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get().unsigned_abs())
-}
-
 /// The calling process's id.
 pub(crate) fn getpid() -> u32 {
     rustix::process::getpid()
@@ -296,6 +291,11 @@ pub(crate) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     // descriptors it hands to the child).
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
     rustix::io::fcntl_setfd(fd, FdFlags::empty()).map_err(Into::into)
+}
+
+/// Sets `FD_CLOEXEC` on `fd`.
+pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    rustix::io::fcntl_setfd(fd, FdFlags::CLOEXEC).map_err(Into::into)
 }
 
 /// Duplicates `fd` with `FD_CLOEXEC` set.

@@ -42,10 +42,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::{OpenError, ProcessId, Segment, SegmentOptions, sys};
 
 /// The environment variable through which a child learns the descriptors it inherited:
-/// `PARENT_PID;FD:DEV:INO,FD:DEV:INO,...` in the order of the collected list. The child
-/// takes them only if its parent is that pid and each descriptor is that very file, so a
-/// grandchild that inherits the variable, or a stale value, never takes a descriptor it
-/// does not own.
+/// `SENDER_PID;FD:DEV:INO,FD:DEV:INO,...` in the order of the collected list. The child
+/// takes a descriptor only if that number is open and is that very file (device and
+/// inode), and then marks it close-on-exec, so a grandchild that inherits the variable, or
+/// a stale value, never takes a descriptor it does not own.
 ///
 /// # Examples
 ///
@@ -161,9 +161,9 @@ pub fn inherit(command: &mut Command, fds: Vec<OwnedFd>) {
 }
 
 /// In a child started with [`inherit`]: takes ownership of the inherited descriptors, in
-/// the parent's order. Returns them once; later calls return an empty list. Entries that do
-/// not check out (the variable came from another ancestor, or a descriptor is not the file
-/// the parent passed) are skipped.
+/// the parent's order, and marks them close-on-exec. Returns them once; later calls return
+/// an empty list. Entries that do not check out (the descriptor is closed or is not the
+/// file the parent passed, as in a grandchild that inherited the variable) are skipped.
 ///
 /// # Examples
 ///
@@ -181,12 +181,11 @@ pub fn take_inherited() -> Vec<OwnedFd> {
     let Ok(value) = std::env::var(INHERIT_ENV) else {
         return Vec::new();
     };
-    let Some((parent, list)) = value.split_once(';') else {
+    // The pid before ';' names the sender; ownership is proven by each descriptor's
+    // identity instead, so a child whose parent already exited still gets its descriptors.
+    let Some((_sender, list)) = value.split_once(';') else {
         return Vec::new();
     };
-    if parent.parse::<u32>().ok() != Some(sys::getppid()) {
-        return Vec::new();
-    }
     list.split(',')
         .filter_map(|entry| {
             let mut parts = entry.split(':').map(|p| p.parse::<u64>().ok());
@@ -199,10 +198,13 @@ pub fn take_inherited() -> Vec<OwnedFd> {
             ((st.dev, st.ino) == (dev, ino)).then_some(fd)
         })
         .map(|fd| {
-            // SAFETY: our parent passed this descriptor to us (its pid and the file's
-            // identity match the variable it set), and the `TAKEN` flag ensures it is
-            // wrapped in an `OwnedFd` only once.
-            unsafe { OwnedFd::from_raw_fd(fd) }
+            // SAFETY: our parent passed this descriptor to us (it is open and is the very
+            // file the variable names), and the `TAKEN` flag ensures it is wrapped in an
+            // `OwnedFd` only once.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            // Programs we start must not inherit it (nor take it on the same variable).
+            let _ = sys::set_cloexec(fd.as_fd());
+            fd
         })
         .collect()
 }

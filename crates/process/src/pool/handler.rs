@@ -14,6 +14,28 @@ use super::{PoolError, Shared, State};
 /// on how late a dead worker is noticed.
 const ROUND: Duration = Duration::from_millis(20);
 
+/// After this many workers in a row die before taking any task, the pool stops replacing
+/// them: something kills every new worker (typically a failing initializer), and going on
+/// would only leave every call waiting.
+const EARLY_DEATH_LIMIT: u32 = 3;
+
+/// How long a worker slot stays empty after its worker could not be started.
+const RESPAWN_PAUSE: Duration = Duration::from_secs(1);
+
+/// Starts a worker in slot `index`, or remembers when that failed.
+fn respawn(shared: &Shared, state: &mut State, index: usize) {
+    match shared.spawn_worker(index as u32) {
+        Ok(worker) => {
+            state.workers[index] = Some(worker);
+            state.spawn_failed_at = None;
+        }
+        Err(e) => {
+            state.start_error = Some(e.to_string());
+            state.spawn_failed_at = Some(std::time::Instant::now());
+        }
+    }
+}
+
 pub(crate) fn run(shared: &Arc<Shared>) {
     loop {
         match shared.results.get_timeout(ROUND) {
@@ -43,7 +65,9 @@ pub(crate) fn run(shared: &Arc<Shared>) {
 fn complete(state: &mut State, done: Done) {
     if let Some(Some(worker)) = state.workers.get_mut(done.worker as usize) {
         worker.assigned.retain(|&id| id != done.id);
+        worker.took_task = true;
     }
+    state.early_deaths = 0;
     state.finish(done.id, done.outcome.into());
 }
 
@@ -56,6 +80,13 @@ fn supervise(shared: &Shared, state: &mut State) {
     }
     for index in 0..state.workers.len() {
         let Some(worker) = &state.workers[index] else {
+            // A slot whose worker could not be started: try again after a pause.
+            let pause_over = state
+                .spawn_failed_at
+                .is_none_or(|at| at.elapsed() >= RESPAWN_PAUSE);
+            if pause_over && state.broken.is_none() && !(state.closed && state.tasks.is_empty()) {
+                respawn(shared, state, index);
+            }
             continue;
         };
         if worker.process.is_alive() {
@@ -79,6 +110,11 @@ fn supervise(shared: &Shared, state: &mut State) {
         let running = status_word(&shared.status, index as u32)
             .load(Ordering::Acquire)
             .checked_sub(1);
+        if worker.took_task || running.is_some() {
+            state.early_deaths = 0;
+        } else {
+            state.early_deaths += 1;
+        }
         for id in worker.assigned.drain(..).rev() {
             if Some(id) == running {
                 let died = PoolError::WorkerDied {
@@ -90,13 +126,30 @@ fn supervise(shared: &Shared, state: &mut State) {
                 state.pending.push_front(entry.task.clone());
             }
         }
-        let winding_down = state.terminated || (state.closed && state.tasks.is_empty());
-        if !winding_down {
-            match shared.spawn_worker(index as u32) {
-                Ok(replacement) => state.workers[index] = Some(replacement),
-                Err(e) => state.start_error = Some(e.to_string()),
-            }
+        if state.early_deaths >= EARLY_DEATH_LIMIT && state.broken.is_none() {
+            state.broken = Some(format!(
+                "{} workers in a row died before taking a task (the last one {how}); is the \
+                 initializer failing?",
+                state.early_deaths
+            ));
         }
+        let winding_down = state.terminated || (state.closed && state.tasks.is_empty());
+        if !winding_down && state.broken.is_none() {
+            respawn(shared, state, index);
+        }
+    }
+    if let Some(reason) = state.broken.clone() {
+        let ids: Vec<u64> = state.tasks.keys().copied().collect();
+        for id in ids {
+            state.finish(
+                id,
+                Err(PoolError::Broken {
+                    reason: reason.clone(),
+                }),
+            );
+        }
+        state.pending.clear();
+        return;
     }
     // Without any worker left, nothing would ever finish the remaining tasks.
     if state.workers.iter().all(Option::is_none) && !state.tasks.is_empty() {

@@ -91,6 +91,13 @@ pub enum PoolError {
     /// Starting the pool's processes failed.
     #[error("cannot start the pool's worker processes: {0}")]
     Start(String),
+    /// Workers keep dying before they take any task (a failing initializer, or something
+    /// killing them at start), so the pool stopped replacing them and fails its work.
+    #[error("the pool is broken: {reason}")]
+    Broken {
+        /// What the workers did.
+        reason: String,
+    },
 }
 
 /// How many tasks a worker holds at most. One: a task goes to the first worker that is
@@ -118,7 +125,7 @@ const PER_WORKER: usize = 1;
 #[derive(Debug, Clone)]
 pub struct PoolBuilder {
     processes: usize,
-    init: Option<Task>,
+    init: Option<Result<Task, String>>,
     max_tasks: Option<usize>,
     max_message: usize,
 }
@@ -131,14 +138,21 @@ impl PoolBuilder {
     }
 
     /// Runs `f(args)` once in each worker before its first task (Python's `initializer`).
+    ///
+    /// If the arguments cannot be serialised, [`build`](Self::build) fails with
+    /// [`PoolError::Codec`].
     pub fn initializer<A: Serialize + DeserializeOwned>(mut self, f: fn(A), args: A) -> Self {
         let (entry, func) = worker::unary(f);
-        self.init = postcard::to_allocvec(&vec![args]).ok().map(|payload| Task {
-            id: u64::MAX,
-            entry,
-            func,
-            payload,
-        });
+        self.init = Some(
+            postcard::to_allocvec(std::slice::from_ref(&args))
+                .map(|payload| Task {
+                    id: u64::MAX,
+                    entry,
+                    func,
+                    payload,
+                })
+                .map_err(|e| format!("cannot serialise the initializer's arguments: {e}")),
+        );
         self
     }
 
@@ -219,6 +233,12 @@ pub(crate) struct State {
     /// Set by the handler when it has stopped (all workers gone).
     finished: bool,
     start_error: Option<String>,
+    /// When a worker could last not be started: slots left empty are retried after a pause.
+    spawn_failed_at: Option<std::time::Instant>,
+    /// Workers that died in a row before taking any task.
+    early_deaths: u32,
+    /// Set when the pool gave up replacing workers; every call then fails with this.
+    broken: Option<String>,
 }
 
 #[derive(Debug)]
@@ -228,14 +248,71 @@ struct TaskEntry {
     task: Task,
 }
 
-#[derive(Debug, Default)]
+/// One chunk of a job.
+#[derive(Debug)]
+pub(crate) enum Slot {
+    /// Queued or running.
+    Pending,
+    /// Finished: the serialised results, or why it failed.
+    Done(Result<Vec<u8>, PoolError>),
+    /// Handed to a lazy iterator already.
+    Taken,
+}
+
+#[derive(Debug)]
 pub(crate) struct JobState {
-    /// One entry per chunk, in submission order.
-    slots: Vec<Option<Result<Vec<u8>, PoolError>>>,
-    /// Chunks finished, in completion order (for `imap_unordered`).
-    finished: VecDeque<usize>,
+    /// Absolute index of `slots[0]`: lazy iterators drop the chunks they have taken from
+    /// the front, so an endless `imap` keeps a bounded state.
+    base: usize,
+    /// The chunks, in submission order.
+    slots: VecDeque<Slot>,
+    /// Finished chunks in completion order, kept for `imap_unordered` only.
+    finished: Option<VecDeque<usize>>,
     /// Chunks submitted and not yet finished.
     outstanding: usize,
+}
+
+impl JobState {
+    fn new(unordered: bool) -> Self {
+        JobState {
+            base: 0,
+            slots: VecDeque::new(),
+            finished: unordered.then(VecDeque::new),
+            outstanding: 0,
+        }
+    }
+
+    fn push(&mut self) -> usize {
+        self.slots.push_back(Slot::Pending);
+        self.outstanding += 1;
+        self.base + self.slots.len() - 1
+    }
+
+    fn slot(&self, index: usize) -> Option<&Slot> {
+        self.slots.get(index.checked_sub(self.base)?)
+    }
+
+    pub(crate) fn is_done(&self, index: usize) -> bool {
+        matches!(self.slot(index), Some(Slot::Done(_)))
+    }
+
+    /// Takes a finished chunk's result and forgets the chunks taken at the front.
+    pub(crate) fn take(&mut self, index: usize) -> Option<Result<Vec<u8>, PoolError>> {
+        let slot = self.slots.get_mut(index.checked_sub(self.base)?)?;
+        let result = match std::mem::replace(slot, Slot::Taken) {
+            Slot::Done(result) => result,
+            // Not finished (the pool is going away): leave it as it was.
+            other => {
+                *slot = other;
+                return None;
+            }
+        };
+        while matches!(self.slots.front(), Some(Slot::Taken)) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        Some(result)
+    }
 }
 
 #[derive(Debug)]
@@ -244,6 +321,8 @@ struct WorkerSlot {
     tasks: Queue<Task>,
     /// Task ids given to this worker and not yet reported, oldest first.
     assigned: VecDeque<u64>,
+    /// Whether it ever took a task (reported one, or died running one).
+    took_task: bool,
 }
 
 impl Pool {
@@ -290,6 +369,11 @@ impl Pool {
     }
 
     fn start(config: PoolBuilder) -> Result<Pool, PoolError> {
+        if let Some(Err(message)) = &config.init {
+            return Err(PoolError::Codec {
+                message: message.clone(),
+            });
+        }
         let start = |e: &dyn std::fmt::Display| PoolError::Start(e.to_string());
         let n = config.processes;
         let results = Queue::<Done>::builder()
@@ -312,25 +396,43 @@ impl Pool {
                 terminated: false,
                 finished: false,
                 start_error: None,
+                spawn_failed_at: None,
+                early_deaths: 0,
+                broken: None,
             }),
             changed: Condvar::new(),
             results,
             status,
             config,
         });
-        {
-            let mut state = shared.lock();
-            for index in 0..n {
-                let worker = shared.spawn_worker(index as u32).map_err(|e| start(&e))?;
-                state.workers.push(Some(worker));
+        // On any failure below, the workers already started must not outlive the pool.
+        let abandon = |shared: &Shared| {
+            for worker in shared.lock().workers.iter_mut().flatten() {
+                let _ = worker.process.kill();
+                let _ = worker.process.join();
+            }
+        };
+        for index in 0..n {
+            match shared.spawn_worker(index as u32) {
+                Ok(worker) => shared.lock().workers.push(Some(worker)),
+                Err(e) => {
+                    abandon(&shared);
+                    return Err(start(&e));
+                }
             }
         }
         let handler = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
+            let shared_for_handler = Arc::clone(&shared);
+            match std::thread::Builder::new()
                 .name("multiproc-pool".into())
-                .spawn(move || handler::run(&shared))
-                .map_err(|e| start(&e))?
+                .spawn(move || handler::run(&shared_for_handler))
+            {
+                Ok(handler) => handler,
+                Err(e) => {
+                    abandon(&shared);
+                    return Err(start(&e));
+                }
+            }
         };
         Ok(Pool {
             shared,
@@ -512,9 +614,12 @@ impl Pool {
         R: Serialize + DeserializeOwned,
     {
         let (entry, func) = worker::unary(f);
-        let (job, _) = self.new_job()?;
-        self.submit_chunk(job, entry, func, &[args])?;
-        Ok(AsyncResult::single(Arc::clone(&self.shared), job))
+        let payload = self.encode(&[args])?;
+        let job = self.new_job(false)?;
+        // Made before queuing: if queuing fails, its drop forgets the job.
+        let result = AsyncResult::single(Arc::clone(&self.shared), job);
+        self.enqueue(job, entry, func, payload)?;
+        Ok(result)
     }
 
     /// Applies `f` to the items lazily, yielding results in order as they arrive (Python's
@@ -577,7 +682,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let (entry, func) = worker::unary(f);
-        let (job, _) = self.new_job()?;
+        let job = self.new_job(false)?;
         Ok(Imap::new(
             self,
             job,
@@ -617,7 +722,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let (entry, func) = worker::unary(f);
-        let (job, _) = self.new_job()?;
+        let job = self.new_job(true)?;
         Ok(ImapUnordered::new(
             self,
             job,
@@ -709,13 +814,13 @@ impl Pool {
         Ok(())
     }
 
-    fn new_job(&self) -> Result<(u64, ()), PoolError> {
+    fn new_job(&self, unordered: bool) -> Result<u64, PoolError> {
         let mut state = self.shared.lock();
         state.check_open()?;
         let job = state.next_id;
         state.next_id += 1;
-        state.jobs.insert(job, JobState::default());
-        Ok((job, ()))
+        state.jobs.insert(job, JobState::new(unordered));
+        Ok(job)
     }
 
     fn submit_all<T: Serialize, R: DeserializeOwned>(
@@ -725,21 +830,22 @@ impl Pool {
         items: Vec<T>,
         chunksize: usize,
     ) -> Result<AsyncResult<Vec<R>>, PoolError> {
-        let (job, _) = self.new_job()?;
-        for chunk in items.chunks(chunksize) {
-            self.submit_chunk(job, entry, func, chunk)?;
+        // Encode every chunk first: a chunk that cannot be sent fails the call before any
+        // of its work starts.
+        let payloads = items
+            .chunks(chunksize)
+            .map(|chunk| self.encode(chunk))
+            .collect::<Result<Vec<_>, _>>()?;
+        let job = self.new_job(false)?;
+        let result = AsyncResult::all(Arc::clone(&self.shared), job, items.len());
+        for payload in payloads {
+            self.enqueue(job, entry, func, payload)?;
         }
-        Ok(AsyncResult::all(Arc::clone(&self.shared), job, items.len()))
+        Ok(result)
     }
 
-    /// Queues one chunk of `job`; returns its slot.
-    pub(crate) fn submit_chunk<T: Serialize>(
-        &self,
-        job: u64,
-        entry: isize,
-        func: isize,
-        chunk: &[T],
-    ) -> Result<usize, PoolError> {
+    /// Serialises one chunk of items, refusing one larger than the queues' slots.
+    pub(crate) fn encode<T: Serialize>(&self, chunk: &[T]) -> Result<Vec<u8>, PoolError> {
         let payload = postcard::to_allocvec(chunk).map_err(|e| PoolError::Codec {
             message: format!("cannot serialise the items: {e}"),
         })?;
@@ -753,14 +859,23 @@ impl Pool {
                 ),
             });
         }
+        Ok(payload)
+    }
+
+    /// Queues one encoded chunk of `job`.
+    pub(crate) fn enqueue(
+        &self,
+        job: u64,
+        entry: isize,
+        func: isize,
+        payload: Vec<u8>,
+    ) -> Result<(), PoolError> {
         let mut state = self.shared.lock();
         state.check_open()?;
         let id = state.next_id;
         state.next_id += 1;
         let job_state = state.jobs.get_mut(&job).ok_or(PoolError::Terminated)?;
-        let slot = job_state.slots.len();
-        job_state.slots.push(None);
-        job_state.outstanding += 1;
+        let slot = job_state.push();
         let task = Task {
             id,
             entry,
@@ -780,7 +895,7 @@ impl Pool {
         state.dispatch();
         drop(state);
         self.shared.changed.notify_all();
-        Ok(slot)
+        Ok(())
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -818,7 +933,11 @@ impl State {
     }
 
     fn check_open(&self) -> Result<(), PoolError> {
-        if self.terminated {
+        if let Some(reason) = &self.broken {
+            Err(PoolError::Broken {
+                reason: reason.clone(),
+            })
+        } else if self.terminated {
             Err(PoolError::Terminated)
         } else if self.closed {
             Err(PoolError::Closed)
@@ -833,10 +952,13 @@ impl State {
             return;
         };
         if let Some(job) = self.jobs.get_mut(&entry.job)
-            && job.slots[entry.slot].is_none()
+            && let Some(index) = entry.slot.checked_sub(job.base)
+            && let Some(slot @ Slot::Pending) = job.slots.get_mut(index)
         {
-            job.slots[entry.slot] = Some(result);
-            job.finished.push_back(entry.slot);
+            *slot = Slot::Done(result);
+            if let Some(finished) = &mut job.finished {
+                finished.push_back(entry.slot);
+            }
             job.outstanding -= 1;
         }
     }
@@ -892,7 +1014,7 @@ impl Shared {
             status: SegmentOptions::new(ObjectKind::RAW)
                 .open_fd(self.status.fd().try_clone_to_owned().map_err(|e| io(&e))?)
                 .map_err(|e| io(&e))?,
-            init: self.config.init.clone(),
+            init: self.config.init.clone().and_then(Result::ok),
             max_tasks: self.config.max_tasks,
         };
         let process = Process::new(worker::worker_main, args)
@@ -904,6 +1026,7 @@ impl Shared {
             process,
             tasks,
             assigned: VecDeque::new(),
+            took_task: false,
         })
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{JobState, Pool, PoolError, Shared, State};
+use super::{JobState, Pool, PoolError, Shared, Slot, State};
 
 type Decode<R> = fn(Vec<Vec<u8>>) -> Result<R, PoolError>;
 
@@ -103,7 +103,7 @@ impl<R> AsyncResult<R> {
     pub fn successful(&self) -> Option<bool> {
         let state = self.shared.lock();
         let job = state.jobs.get(&self.job)?;
-        (job.outstanding == 0).then(|| job.slots.iter().all(|s| matches!(s, Some(Ok(_)))))
+        (job.outstanding == 0).then(|| job.slots.iter().all(|s| matches!(s, Slot::Done(Ok(_)))))
     }
 
     /// Waits for and returns the result (Python's `get`); callable again.
@@ -136,9 +136,9 @@ impl<R> AsyncResult<R> {
         let mut chunks = Vec::with_capacity(job.slots.len());
         for slot in &job.slots {
             match slot {
-                Some(Ok(bytes)) => chunks.push(bytes.clone()),
-                Some(Err(e)) => return Err(e.clone()),
-                None => return Err(PoolError::Terminated),
+                Slot::Done(Ok(bytes)) => chunks.push(bytes.clone()),
+                Slot::Done(Err(e)) => return Err(e.clone()),
+                Slot::Pending | Slot::Taken => return Err(PoolError::Terminated),
             }
         }
         drop(state);
@@ -187,8 +187,9 @@ impl<A: Serialize, I: Iterator<Item = A>> Feeder<'_, A, I> {
                 self.exhausted = true;
                 break;
             }
+            let payload = self.pool.encode(&chunk)?;
             self.pool
-                .submit_chunk(self.job, self.entry, self.func, &chunk)?;
+                .enqueue(self.job, self.entry, self.func, payload)?;
             self.submitted += 1;
         }
         Ok(())
@@ -212,17 +213,13 @@ impl<A: Serialize, I: Iterator<Item = A>> Feeder<'_, A, I> {
         let (mut state, _) = shared.wait_until(shared.lock(), None, |s| {
             s.terminated || s.jobs.get(&job).is_none_or(&ready)
         });
-        let Some(slot) = state
+        self.taken += 1;
+        // A chunk that is not finished here means the pool was terminated under us.
+        let taken = state
             .jobs
             .get_mut(&job)
-            .and_then(|j| pick(j).map(|slot| (j, slot)))
-        else {
-            return Some(Err(PoolError::Terminated));
-        };
-        let (job_state, slot) = slot;
-        self.taken += 1;
-        // Keep the slot filled (so a late duplicate is ignored) but free its bytes.
-        job_state.slots[slot].replace(Ok(Vec::new()))
+            .and_then(|j| pick(j).and_then(|index| j.take(index)));
+        Some(taken.unwrap_or(Err(PoolError::Terminated)))
     }
 }
 
@@ -275,10 +272,7 @@ impl<A: Serialize, R: DeserializeOwned, I: Iterator<Item = A>> Iterator for Imap
                 return Some(Ok(item));
             }
             let next = self.feeder.taken;
-            let chunk = self.feeder.take(
-                |job| job.slots.get(next).is_some_and(Option::is_some),
-                |_| Some(next),
-            )?;
+            let chunk = self.feeder.take(|job| job.is_done(next), |_| Some(next))?;
             match chunk.and_then(|bytes| decode_chunk::<R>(&bytes)) {
                 Ok(items) => self.buffer.extend(items),
                 Err(e) => return Some(Err(e)),
@@ -326,8 +320,8 @@ impl<A: Serialize, R: DeserializeOwned, I: Iterator<Item = A>> Iterator
                 return Some(Ok(item));
             }
             let chunk = self.feeder.take(
-                |job| !job.finished.is_empty(),
-                |job| job.finished.pop_front(),
+                |job| job.finished.as_ref().is_some_and(|f| !f.is_empty()),
+                |job| job.finished.as_mut().and_then(VecDeque::pop_front),
             )?;
             match chunk.and_then(|bytes| decode_chunk::<R>(&bytes)) {
                 Ok(items) => self.buffer.extend(items),
