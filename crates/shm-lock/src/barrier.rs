@@ -19,7 +19,7 @@
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
-use shm_segment::futex::{self, WaitOutcome, deadline_after};
+use shm_segment::futex::deadline_after;
 use shm_segment::{CreateError, ObjectKind, OpenError, ProcessId, fault};
 
 use crate::error::{BarrierError, BrokenBarrier};
@@ -27,6 +27,7 @@ use crate::layout::{MAX_BARRIER_PARTIES, RawBarrier, RawLock};
 use crate::lock::{LockGuard, Wait};
 use crate::shared::{Shared, handle_common};
 use crate::sync::Ordering;
+use crate::sys::futex::{self, WaitOutcome};
 
 /// The longest a party waits at a barrier without checking that the parties waiting with
 /// it are still alive.

@@ -18,7 +18,7 @@
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
-use shm_segment::futex::{self, WaitOutcome, deadline_after};
+use shm_segment::futex::deadline_after;
 use shm_segment::{CreateError, ObjectKind, OpenError};
 
 use crate::error::AcquireError;
@@ -26,6 +26,7 @@ use crate::layout::{RawCondition, RawLock};
 use crate::lock::{LockGuard, NotTaken, Wait};
 use crate::shared::{Shared, handle_common};
 use crate::sync::Ordering;
+use crate::sys::futex::{self, WaitOutcome};
 
 /// Whether a timed condition wait ran out of time.
 ///

@@ -8,13 +8,14 @@
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
-use shm_segment::futex::{self, deadline_after};
+use shm_segment::futex::deadline_after;
 use shm_segment::{CreateError, ObjectKind, OpenError};
 
 use crate::error::Timeout;
 use crate::layout::RawEvent;
 use crate::shared::{Shared, handle_common};
 use crate::sync::Ordering;
+use crate::sys::futex;
 
 const FLAG: u32 = 1;
 

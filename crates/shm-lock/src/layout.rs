@@ -11,6 +11,7 @@
 
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
+#[cfg(not(loom))]
 use std::mem::{align_of, offset_of, size_of};
 
 use shm_segment::TypeFingerprint;
@@ -207,6 +208,9 @@ pub(crate) struct RawArrayHeader<T> {
 /// Offset of an array's first element from the start of its [`RawArrayHeader`].
 pub(crate) const ARRAY_DATA_OFFSET: usize = 128;
 
+// The integer layouts hold for `std` atomics; loom's are bigger (a loom build only ever
+// makes these structs on the heap, see `loom_support`).
+#[cfg(not(loom))]
 const _: () = {
     assert!(size_of::<libc::pthread_mutex_t>() <= size_of::<MutexCell>());
     assert!(align_of::<libc::pthread_mutex_t>() <= align_of::<MutexCell>());

@@ -73,6 +73,12 @@ pub mod event;
 pub mod layout;
 pub mod semaphore;
 
+/// Heap-backed constructors of the `Raw*` state machines for the loom models in
+/// `tests/loom_*.rs` (only under `cfg(loom)`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_support;
+
 pub use array::{Array, ArrayGuard};
 pub use barrier::{Barrier, LIVENESS_CHECK};
 pub use condition::{Condition, WaitTimeoutResult};

@@ -15,13 +15,14 @@
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
-use shm_segment::futex::{self, deadline_after};
+use shm_segment::futex::deadline_after;
 use shm_segment::{CreateError, ObjectKind, OpenError};
 
 use crate::error::{SemaphoreReleaseError, Timeout, WouldBlock};
 use crate::layout::RawSemaphore;
 use crate::shared::{Shared, handle_common};
 use crate::sync::Ordering;
+use crate::sys::futex;
 
 /// The longest a semaphore waiter sleeps without re-checking the value (so that a wake-up
 /// taken by a waiter that then died is never lost for longer).

@@ -218,7 +218,9 @@ fn clones_share_the_object() {
     let lock = shm_lock::Lock::new().unwrap();
     let twin = lock.clone();
     let guard = lock.acquire().unwrap();
-    let from_thread = std::thread::spawn(move || twin.try_acquire().is_err()).join().unwrap();
+    let from_thread = std::thread::spawn(move || twin.try_acquire().is_err())
+        .join()
+        .unwrap();
     assert!(from_thread, "the clone is the same lock");
     drop(guard);
 }
