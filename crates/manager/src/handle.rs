@@ -1,0 +1,160 @@
+//! [`Handle`]: what every proxy holds — the manager's mapped segment and the offset of its
+//! container's descriptor — and how proxies travel (serde) and check their types.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use shm_segment::transfer::SegmentToken;
+use shm_segment::{ObjectKind, SegmentOptions, TypeFingerprint};
+
+use crate::error::{ContainerError, Error};
+use crate::layout::{DESC_KEY_TYPE, DESC_KIND, DESC_VALUE_TYPE, kind_name};
+use crate::store::{Mem, Store};
+
+/// Segment options of every manager.
+pub(crate) fn segment_options() -> SegmentOptions {
+    SegmentOptions::new(ObjectKind::MANAGER)
+}
+
+/// A 64-bit type identity: the segment layer's fingerprint folded into one word.
+pub(crate) fn type_id<T>() -> u64 {
+    let fp = TypeFingerprint::of::<T>();
+    fp.name_hash ^ (u64::from(fp.size) << 32 | u64::from(fp.align)).rotate_left(17)
+}
+
+/// `postcard` encoding.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
+    postcard::to_allocvec(value).map_err(Error::Encode)
+}
+
+/// Runs `f` on the `postcard` encoding of `value`, encoded on the stack when small.
+pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
+    value: &T,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, Error> {
+    let mut buf = [0u8; 48];
+    match postcard::to_slice(value, &mut buf) {
+        Ok(bytes) => Ok(f(bytes)),
+        Err(postcard::Error::SerializeBufferFull) => Ok(f(&encode(value)?)),
+        Err(e) => Err(Error::Encode(e)),
+    }
+}
+
+/// `postcard` decoding.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    postcard::from_bytes(bytes).map_err(Error::Decode)
+}
+
+/// The shared part of every proxy.
+#[derive(Debug, Clone)]
+pub(crate) struct Handle {
+    pub(crate) store: Arc<Store>,
+    pub(crate) desc: u64,
+}
+
+/// The serialised form of a proxy.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    segment: SegmentToken,
+    desc: u64,
+}
+
+impl Handle {
+    /// Checks that descriptor `desc` holds a `kind` container of the given types.
+    pub(crate) fn check(
+        store: &Store,
+        desc: u64,
+        name: &str,
+        kind: u64,
+        types: (u64, u64),
+        expected: impl FnOnce() -> String,
+    ) -> Result<(), ContainerError> {
+        let found = store.rd(desc + DESC_KIND);
+        if found != kind {
+            return Err(ContainerError::KindMismatch {
+                name: name.to_owned(),
+                expected: kind_name(kind),
+                found: kind_name(found),
+            });
+        }
+        if (
+            store.rd(desc + DESC_KEY_TYPE),
+            store.rd(desc + DESC_VALUE_TYPE),
+        ) != types
+        {
+            return Err(ContainerError::TypeMismatch {
+                name: name.to_owned(),
+                expected: expected(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            segment: self.store.seg.token(),
+            desc: self.desc,
+        }
+        .serialize(serializer)
+    }
+
+    /// Deserialises a handle and checks its kind and types.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        kind: u64,
+        types: (u64, u64),
+        expected: impl FnOnce() -> String,
+    ) -> Result<Handle, D::Error> {
+        use serde::de::Error as _;
+        let wire = Wire::deserialize(deserializer)?;
+        let seg = wire
+            .segment
+            .open(&segment_options())
+            .map_err(D::Error::custom)?;
+        let store = Store::attach(seg).map_err(D::Error::custom)?;
+        {
+            let _guard = store.lock().map_err(D::Error::custom)?;
+            if wire.desc % 16 != 0 || wire.desc + 64 > store.seg.data_len() as u64 {
+                return Err(D::Error::custom("container descriptor out of range"));
+            }
+            Handle::check(&store, wire.desc, "<received>", kind, types, expected)
+                .map_err(D::Error::custom)?;
+        }
+        Ok(Handle {
+            store: Arc::new(store),
+            desc: wire.desc,
+        })
+    }
+}
+
+/// Implements `Clone`, `Debug`, `Serialize` and `Deserialize` for a proxy type.
+macro_rules! proxy_impls {
+    ($ty:ident < $($p:ident),* >, $kind:expr, $types:expr, $expected:expr) => {
+        impl<$($p),*> Clone for $ty<$($p),*> {
+            fn clone(&self) -> Self {
+                Self { handle: self.handle.clone(), _types: std::marker::PhantomData }
+            }
+        }
+
+        impl<$($p),*> std::fmt::Debug for $ty<$($p),*> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty)).field("descriptor", &self.handle.desc).finish()
+            }
+        }
+
+        impl<$($p),*> serde::Serialize for $ty<$($p),*> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.handle.serialize(s)
+            }
+        }
+
+        impl<'de, $($p),*> serde::Deserialize<'de> for $ty<$($p),*> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let handle = crate::handle::Handle::deserialize(d, $kind, $types, $expected)?;
+                Ok(Self { handle, _types: std::marker::PhantomData })
+            }
+        }
+    };
+}
+pub(crate) use proxy_impls;

@@ -1,0 +1,472 @@
+//! [`Manager`] and [`ManagerBuilder`]: the segment that holds a family of named containers.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use shm_segment::transfer::SegmentToken;
+use shm_segment::{CreateError, OpenError};
+
+use crate::error::{ContainerError, Error};
+use crate::handle::{Handle, segment_options, type_id};
+use crate::layout::{
+    DESC_A, DESC_B, DESC_C, DESC_D, DESC_KEY_TYPE, DESC_KIND, DESC_VALUE_TYPE, HEAP_START,
+    KIND_DICT, KIND_LIST, KIND_NAMESPACE, KIND_VALUE, kind_name,
+};
+use crate::store::{Mem, Store, Txn};
+use crate::{Namespace, SharedDict, SharedList, SharedValue, raw_dict};
+
+/// Data bytes a manager's segment starts with.
+const INITIAL_BYTES: usize = 64 * 1024;
+
+/// Address space a manager reserves to grow into unless capped: 256 GiB (address space,
+/// not memory; memory is used only as containers fill).
+///
+/// # Examples
+///
+/// ```
+/// let m = shm_manager::Manager::new()?;
+/// assert!(m.max_bytes() >= shm_manager::DEFAULT_MAX_BYTES);
+/// assert!(m.used_bytes() < 1 << 20, "only what is used is memory");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const DEFAULT_MAX_BYTES: usize = 256 << 30;
+
+/// A family of named shared containers in one shared-memory segment, with no server
+/// process: every proxy reads and writes the segment in place under the manager's robust
+/// lock.
+///
+/// [`Manager::new`] makes an anonymous manager (freed by the kernel when the last process
+/// holding it exits); pass it, or its proxies, to child processes (they are serde).
+/// [`ManagerBuilder::create`] / [`Manager::open`] make and open a named one for unrelated
+/// processes.
+///
+/// # Examples
+///
+/// ```
+/// use shm_manager::Manager;
+/// let manager = Manager::new()?;
+/// let scores = manager.dict::<String, u32>("scores")?;
+/// scores.insert(&"ada".to_string(), &3)?;
+/// let again = manager.dict::<String, u32>("scores")?; // the same container
+/// assert_eq!(again.get(&"ada".to_string())?, Some(3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Manager {
+    store: Arc<Store>,
+}
+
+/// Options for creating a [`Manager`].
+///
+/// # Examples
+///
+/// ```
+/// let manager = shm_manager::Manager::builder().max_bytes(1 << 20).create_anonymous()?;
+/// assert!(manager.max_bytes() >= 1 << 20);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ManagerBuilder {
+    max_bytes: usize,
+}
+
+impl ManagerBuilder {
+    /// Caps the manager's shared memory at `max_bytes` (rounded up to whole pages):
+    /// operations that would need more fail with [`Error::CapacityExceeded`]. Default
+    /// [`DEFAULT_MAX_BYTES`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = shm_manager::Manager::builder().max_bytes(64 * 1024).create_anonymous()?;
+    /// let list = manager.list::<u64>("l")?;
+    /// assert!(list.extend(0..1_000_000u64).is_err());
+    /// assert_eq!(list.len()?, 0, "nothing of a failed extend is visible");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes.max(INITIAL_BYTES);
+        self
+    }
+
+    fn options(&self) -> shm_segment::SegmentOptions {
+        segment_options().len(INITIAL_BYTES).max_len(self.max_bytes)
+    }
+
+    /// Creates an anonymous manager.
+    ///
+    /// # Errors
+    ///
+    /// As [`shm_segment::SegmentOptions::create_anonymous`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = shm_manager::Manager::builder().create_anonymous()?;
+    /// assert!(manager.name().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_anonymous(&self) -> Result<Manager, CreateError> {
+        let seg = self.options().create_anonymous_with(Store::init)?;
+        Manager::from_segment(seg)
+    }
+
+    /// Creates the named manager `/dev/shm/multiproc.<name>`; it is removed when this
+    /// handle is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`shm_segment::SegmentOptions::create`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let name = format!("doc-manager-{}", std::process::id());
+    /// let manager = shm_manager::Manager::builder().create(&name)?;
+    /// let other = shm_manager::Manager::open(&name)?; // typically in another process
+    /// manager.list::<u8>("l")?.push(&7)?;
+    /// assert_eq!(other.list::<u8>("l")?.to_vec()?, vec![7]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create(&self, name: &str) -> Result<Manager, CreateError> {
+        let seg = self.options().create_with(name, Store::init)?;
+        Manager::from_segment(seg)
+    }
+}
+
+impl Manager {
+    fn from_segment(seg: shm_segment::Segment) -> Result<Manager, CreateError> {
+        let store = Store::attach(seg).map_err(|e| CreateError::InvalidSize {
+            reason: e.to_string(),
+        })?;
+        debug_assert!(store.seg.data_len() as u64 > HEAP_START);
+        Ok(Manager {
+            store: Arc::new(store),
+        })
+    }
+
+    /// An anonymous manager with the default options.
+    ///
+    /// # Errors
+    ///
+    /// As [`ManagerBuilder::create_anonymous`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = shm_manager::Manager::new()?;
+    /// assert!(manager.containers()?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new() -> Result<Manager, CreateError> {
+        Manager::builder().create_anonymous()
+    }
+
+    /// Options for creating a manager.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = shm_manager::Manager::builder().max_bytes(1 << 24).create_anonymous()?;
+    /// # let _ = manager;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder() -> ManagerBuilder {
+        ManagerBuilder {
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+
+    /// Opens the named manager `name`.
+    ///
+    /// # Errors
+    ///
+    /// As [`shm_segment::SegmentOptions::open`]; [`OpenError::KindMismatch`] for a segment
+    /// that is not a manager, [`OpenError::Corrupt`] for one of another layout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::OpenError;
+    /// let missing = shm_manager::Manager::open("doc-no-such-manager");
+    /// assert!(matches!(missing, Err(OpenError::NotFound { .. })));
+    /// ```
+    pub fn open(name: &str) -> Result<Manager, OpenError> {
+        let seg = segment_options().open(name)?;
+        let store = Store::attach(seg).map_err(|e| OpenError::Corrupt {
+            segment: name.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(Manager {
+            store: Arc::new(store),
+        })
+    }
+
+    /// The name of a named manager.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shm_manager::Manager::new()?.name(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.store.seg.name().map(|n| n.as_str())
+    }
+
+    /// The cap on the segment's data bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = shm_manager::Manager::new()?;
+    /// assert!(m.max_bytes() >= shm_manager::DEFAULT_MAX_BYTES);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_bytes(&self) -> usize {
+        self.store.seg.max_data_len()
+    }
+
+    /// Shared-memory bytes the segment holds now (it grows as containers fill; it never
+    /// shrinks, freed blocks are reused).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = shm_manager::Manager::new()?;
+    /// let before = m.used_bytes();
+    /// m.list::<u64>("l")?.extend(0..100_000u64)?;
+    /// assert!(m.used_bytes() > before);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn used_bytes(&self) -> usize {
+        let _ = self.store.refresh();
+        self.store.seg.data_len()
+    }
+
+    /// Names and kinds (`"dict"`, `"list"`, `"value"`, `"namespace"`) of the containers,
+    /// sorted by name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] if a name is damaged; the lock errors of every operation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = shm_manager::Manager::new()?;
+    /// m.list::<u8>("b")?;
+    /// m.dict::<u8, u8>("a")?;
+    /// assert_eq!(m.containers()?, vec![("a".to_string(), "dict"), ("b".to_string(), "list")]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn containers(&self) -> Result<Vec<(String, &'static str)>, Error> {
+        let st = &*self.store;
+        let mut out = {
+            let _guard = st.lock()?;
+            let dir = st.directory();
+            let mut out = Vec::new();
+            for entry in raw_dict::entries(st, dir) {
+                let mut key = Vec::new();
+                raw_dict::read_key(st, entry, &mut key);
+                let mut value = Vec::new();
+                raw_dict::read_value(st, entry, &mut value);
+                let desc = u64::from_le_bytes(value.try_into().map_err(|_| Error::Corrupt {
+                    reason: "directory entry".into(),
+                })?);
+                let name = String::from_utf8(key).map_err(|_| Error::Corrupt {
+                    reason: "container name is not UTF-8".into(),
+                })?;
+                out.push((name, kind_name(st.rd(desc + DESC_KIND))));
+            }
+            out
+        };
+        out.sort();
+        Ok(out)
+    }
+
+    /// Checks the whole segment under the lock (completing a dead process's committed
+    /// mutation first): every block between the heap start and top is either reachable
+    /// from exactly one place or on exactly one free list, every container's counts match
+    /// its contents and every dict entry is findable. For tests and tools; O(size).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] saying what is wrong; the lock errors of every operation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = shm_manager::Manager::new()?;
+    /// let d = m.dict::<u32, u32>("d")?;
+    /// d.extend((0..100).map(|i| (i, i)))?;
+    /// d.clear()?;
+    /// let report = m.verify()?;
+    /// assert!(report.free_blocks > 100, "freed entries are on the free lists");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn verify(&self) -> Result<crate::HeapReport, Error> {
+        let _guard = self.store.lock()?;
+        crate::verify::verify(&self.store)
+    }
+
+    /// Finds or creates container `name` of `kind` with `types`.
+    fn container(
+        &self,
+        name: &str,
+        kind: u64,
+        types: (u64, u64),
+        expected: impl FnOnce() -> String,
+    ) -> Result<Handle, ContainerError> {
+        let st = &*self.store;
+        let _guard = st.lock()?;
+        let dir = st.directory();
+        let mut value = Vec::new();
+        let desc = if raw_dict::get(st, dir, name.as_bytes(), &mut value) {
+            let desc = u64::from_le_bytes(value.try_into().map_err(|_| Error::Corrupt {
+                reason: "directory entry".into(),
+            })?);
+            Handle::check(st, desc, name, kind, types, expected)?;
+            desc
+        } else {
+            let mut txn = Txn::new(st);
+            let desc = txn.alloc(56)?;
+            // A fresh block: free in the committed state until the commit below.
+            for (field, v) in [
+                (DESC_KIND, kind),
+                (DESC_KEY_TYPE, types.0),
+                (DESC_VALUE_TYPE, types.1),
+                (DESC_A, 0),
+                (DESC_B, 0),
+                (DESC_C, 0),
+                (DESC_D, 0),
+            ] {
+                st.put(desc + field, v);
+            }
+            raw_dict::insert(&mut txn, dir, name.as_bytes(), &desc.to_le_bytes())?;
+            txn.commit()?;
+            desc
+        };
+        Ok(Handle {
+            store: Arc::clone(&self.store),
+            desc,
+        })
+    }
+
+    /// The dict `name`, created empty if it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`ContainerError::KindMismatch`] if `name` is another kind of container,
+    /// [`ContainerError::TypeMismatch`] if it was created with other `K` or `V`,
+    /// [`ContainerError::Op`] if creating it fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = shm_manager::Manager::new()?;
+    /// let d = m.dict::<u32, String>("names")?;
+    /// d.insert(&1, &"one".into())?;
+    /// assert_eq!(d.len()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn dict<K, V>(&self, name: &str) -> Result<SharedDict<K, V>, ContainerError> {
+        let handle = self.container(
+            name,
+            KIND_DICT,
+            (type_id::<K>(), type_id::<V>()),
+            crate::dict::expected::<K, V>,
+        )?;
+        Ok(SharedDict::from_handle(handle))
+    }
+
+    /// The list `name`, created empty if it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// As [`dict`](Self::dict).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = shm_manager::Manager::new()?;
+    /// let l = m.list::<i64>("xs")?;
+    /// l.push(&-1)?;
+    /// assert_eq!(l.to_vec()?, vec![-1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn list<T>(&self, name: &str) -> Result<SharedList<T>, ContainerError> {
+        let handle = self.container(
+            name,
+            KIND_LIST,
+            (type_id::<T>(), 0),
+            crate::list::expected::<T>,
+        )?;
+        Ok(SharedList::from_handle(handle))
+    }
+
+    /// The single value `name`, created unset if it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// As [`dict`](Self::dict).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = shm_manager::Manager::new()?;
+    /// let v = m.value::<f64>("temperature")?;
+    /// assert_eq!(v.get()?, None);
+    /// v.set(&21.5)?;
+    /// assert_eq!(v.get()?, Some(21.5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn value<T>(&self, name: &str) -> Result<SharedValue<T>, ContainerError> {
+        let handle = self.container(
+            name,
+            KIND_VALUE,
+            (type_id::<T>(), 0),
+            crate::value::expected::<T>,
+        )?;
+        Ok(SharedValue::from_handle(handle))
+    }
+
+    /// The namespace `name` (string-keyed attributes of any serde type), created empty if
+    /// it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// As [`dict`](Self::dict) (a namespace has no types to mismatch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = shm_manager::Manager::new()?;
+    /// let ns = m.namespace("config")?;
+    /// ns.set("workers", &4u32)?;
+    /// assert_eq!(ns.get::<u32>("workers")?, Some(4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn namespace(&self, name: &str) -> Result<Namespace, ContainerError> {
+        let handle = self.container(name, KIND_NAMESPACE, (0, 0), String::new)?;
+        Ok(Namespace::from_handle(handle))
+    }
+}
+
+impl Serialize for Manager {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.store.seg.token().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Manager {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let token = SegmentToken::deserialize(deserializer)?;
+        let seg = token.open(&segment_options()).map_err(D::Error::custom)?;
+        let store = Store::attach(seg).map_err(D::Error::custom)?;
+        Ok(Manager {
+            store: Arc::new(store),
+        })
+    }
+}
