@@ -44,3 +44,18 @@ pub(crate) unsafe fn decode_from<T: DeserializeOwned>(
     let bytes = unsafe { std::slice::from_raw_parts(src, len) };
     postcard::from_bytes(bytes).map_err(|e| CodecError::postcard(&e))
 }
+
+/// Encodes `value` into `dst`; returns the encoded length.
+pub(crate) fn encode_into_slice<T: Serialize>(
+    value: &T,
+    dst: &mut [u8],
+) -> Result<usize, CodecError> {
+    postcard::to_slice(value, dst)
+        .map(|used| used.len())
+        .map_err(|e| CodecError::postcard(&e))
+}
+
+/// Decodes a `T` from exactly `src`.
+pub(crate) fn decode_from_slice<T: DeserializeOwned>(src: &[u8]) -> Result<T, CodecError> {
+    postcard::from_bytes(src).map_err(|e| CodecError::postcard(&e))
+}

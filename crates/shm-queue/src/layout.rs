@@ -22,6 +22,26 @@
 //! bits 21..0   pid of the producer (CLAIMED, PUBLISHED) or consumer (READING); 0 when FREE
 //! ```
 //!
+//! # `JoinableQueue`
+//!
+//! ```text
+//! a Queue's layout | padding to 128 | JoinHeader (128 bytes + 64 ledger entries of 64)
+//! ```
+//!
+//! A ledger entry records, for one consumer process (`owner`, packed pid and start time;
+//! `u64::MAX` while a joiner writes a dead owner's tasks off), how many tasks it got and
+//! has not marked done (`taken`).
+//!
+//! # `Pipe`
+//!
+//! ```text
+//! PipeHeader (128 bytes) | SpscHeader + ring of direction 0 | SpscHeader + ring of direction 1
+//! ```
+//!
+//! Direction 0 is read by end 0 (the receiving end of a one-way pipe) and written by end
+//! 1; direction 1 (duplex only) the other way round. Each direction is an `SpscQueue` ring
+//! whose `producer_owner` / `consumer_owner` words record the process holding each end.
+//!
 //! # `SpscQueue`
 //!
 //! ```text
@@ -36,7 +56,7 @@ use std::mem::size_of;
 use crate::sync::{AtomicU32, AtomicU64};
 
 /// The version of the layouts in this module.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// `b"MPQUEUE1"` as a little-endian integer: the first word of a [`QueueHeader`].
 pub const QUEUE_MAGIC: u64 = u64::from_le_bytes(*b"MPQUEUE1");
@@ -68,6 +88,11 @@ pub const PID_MASK: u64 = (1 << PID_BITS) - 1;
 /// `SlotHeader::len` of a published slot that carries no message (its producer's
 /// serialisation failed or panicked after it had claimed the slot); consumers skip it.
 pub const TOMBSTONE_LEN: u32 = u32::MAX;
+
+/// `SlotHeader::codec` of a postcard-encoded message (`put`, `put_bytes`, `put_many`).
+pub const CODEC_POSTCARD: u32 = 0;
+/// `SlotHeader::codec` of a plain-data message: the value's own bytes (`put_plain`).
+pub const CODEC_PLAIN: u32 = 1;
 
 /// Packs a slot's `seq` word.
 #[inline]
@@ -154,8 +179,8 @@ pub struct SlotHeader {
     pub owner_start: AtomicU64,
     /// Payload length in bytes, or [`TOMBSTONE_LEN`].
     pub len: AtomicU32,
-    /// Padding.
-    pub _pad: u32,
+    /// How the payload is encoded: [`CODEC_POSTCARD`] or [`CODEC_PLAIN`].
+    pub codec: AtomicU32,
 }
 
 /// Bytes of a [`SlotHeader`].
@@ -217,6 +242,68 @@ pub struct SpscHeader {
     pub _pad4: [u64; 15],
 }
 
+/// The structure a [`JoinableQueue`](crate::JoinableQueue) keeps after its queue's slots
+/// (at the next 128-byte boundary): the count of unfinished tasks and the futex `join`
+/// sleeps on. All zero is its initial state.
+#[repr(C, align(128))]
+#[derive(Debug)]
+pub struct JoinHeader {
+    /// Values put and not yet marked done with `task_done`.
+    pub unfinished: AtomicU64,
+    /// Futex word bumped when `unfinished` drops to 0 while joiners sleep.
+    pub join_seq: AtomicU32,
+    /// Joiners registered as sleeping.
+    pub join_waiters: AtomicU32,
+    /// Tasks ever written off because the consumer process that got them died.
+    pub abandoned: AtomicU64,
+    /// Padding to the line.
+    pub _pad: [u64; 13],
+    /// One entry per consumer process (first come, first served).
+    pub ledger: [LedgerEntry; JOIN_LEDGER_LEN],
+}
+
+/// Entries in a [`JoinHeader`]'s ledger: consumer processes whose tasks can be written off
+/// when they die.
+pub const JOIN_LEDGER_LEN: usize = 64;
+
+/// `LedgerEntry::owner` while a joiner writes the tasks of a dead owner off.
+pub const LEDGER_REAPING: u64 = u64::MAX;
+
+/// One consumer process's unfinished tasks (one 64-byte line each, so that consumers do not
+/// share lines).
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct LedgerEntry {
+    /// The owner (packed pid and start time), 0 when free, [`LEDGER_REAPING`] while
+    /// being written off.
+    pub owner: AtomicU64,
+    /// Tasks the owner got and has not marked done.
+    pub taken: AtomicU64,
+    /// Padding to the line.
+    pub _pad: [u64; 6],
+}
+
+/// `b"MPPIPE01"` as a little-endian integer: the first word of a [`PipeHeader`].
+pub const PIPE_MAGIC: u64 = u64::from_le_bytes(*b"MPPIPE01");
+
+/// The header of a [`Pipe`](crate::Pipe) segment's data area; one [`SpscHeader`] and its
+/// ring per direction follow.
+#[repr(C, align(128))]
+#[derive(Debug)]
+pub struct PipeHeader {
+    /// [`PIPE_MAGIC`].
+    pub magic: AtomicU64,
+    /// [`LAYOUT_VERSION`].
+    pub version: AtomicU32,
+    /// 1 for a duplex pipe (two directions), 0 for a one-way pipe (direction 0 only).
+    pub duplex: AtomicU32,
+    /// Offset of each direction's [`SpscHeader`] from the start of this header (128-byte
+    /// aligned; 0 for direction 1 of a one-way pipe). Direction `d` is read by end `d`.
+    pub directions: [AtomicU64; 2],
+    /// Padding to the line.
+    pub _pad: [u64; 12],
+}
+
 /// Bytes of an SPSC record header: `u32` payload length, `u32` kind.
 pub const RECORD_HEADER_LEN: usize = 8;
 /// Record kind: a message.
@@ -248,6 +335,23 @@ const _: () = {
     assert!(offset_of!(SlotHeader, owner_stamp) == 8);
     assert!(offset_of!(SlotHeader, owner_start) == 16);
     assert!(offset_of!(SlotHeader, len) == 24);
+    assert!(offset_of!(SlotHeader, codec) == 28);
+
+    assert!(size_of::<JoinHeader>() == LINE + JOIN_LEDGER_LEN * 64);
+    assert!(offset_of!(JoinHeader, unfinished) == 0);
+    assert!(offset_of!(JoinHeader, join_seq) == 8);
+    assert!(offset_of!(JoinHeader, join_waiters) == 12);
+    assert!(offset_of!(JoinHeader, abandoned) == 16);
+    assert!(offset_of!(JoinHeader, ledger) == LINE);
+    assert!(size_of::<LedgerEntry>() == 64);
+    assert!(offset_of!(LedgerEntry, owner) == 0);
+    assert!(offset_of!(LedgerEntry, taken) == 8);
+
+    assert!(size_of::<PipeHeader>() == LINE);
+    assert!(offset_of!(PipeHeader, magic) == 0);
+    assert!(offset_of!(PipeHeader, version) == 8);
+    assert!(offset_of!(PipeHeader, duplex) == 12);
+    assert!(offset_of!(PipeHeader, directions) == 16);
 
     assert!(size_of::<SpscHeader>() == 5 * LINE);
     assert!(offset_of!(SpscHeader, magic) == 0);

@@ -7,9 +7,29 @@
 //!   variable-size serde messages up to a configured maximum ([`QueueBuilder`]).
 //! - [`SpscQueue`]: one [`Producer`] and one [`Consumer`] at a time, the fastest path; a
 //!   ring of variable-size records ([`SpscBuilder`]).
+//! - [`SimpleQueue`]: Python's `SimpleQueue` (`put`, `get`, `is_empty`, `close`), a
+//!   `Queue` with a generous, documented bound ([`SimpleQueueBuilder`]).
+//! - [`JoinableQueue`]: a `Queue` with a shared count of unfinished tasks: `task_done`,
+//!   `join`, `join_timeout` ([`JoinableQueueBuilder`]).
+//! - [`Pipe`]: Python's `Pipe`, one-way or duplex, as two [`Connection`]s (`send`, `recv`,
+//!   `send_bytes`, `recv_bytes`, `poll`, `close`) that notice a dead peer
+//!   ([`PipeBuilder`]).
+//! - Batches: `put_many` / `try_put_many` / `put_many_timeout` and `get_many` /
+//!   `try_get_many` / `get_many_timeout` on [`Queue`], [`Producer`] and [`Consumer`]: one
+//!   index (hint) publication and one wake per batch.
+//! - Raw records: `put_bytes` copies bytes straight into a slot, `get_with` lends a
+//!   message's bytes in place (no copy) and frees the slot when the closure returns, on
+//!   [`Queue`], [`Producer`] and [`Consumer`].
+//! - Plain data: `put_plain` / `get_plain` (with `try_` / `_timeout` forms) on a [`Queue`]
+//!   of a `zerocopy` `IntoBytes` / `FromBytes` type move the value's own bytes, with no
+//!   serialisation; each slot records its encoding, so the typed paths report a plain
+//!   message as a `Decode` error instead of misreading it.
 //! - Errors, one per operation, that hand back the undelivered value: [`PutError`],
 //!   [`TryPutError`], [`PutTimeoutError`], [`GetError`], [`TryGetError`],
-//!   [`GetTimeoutError`], [`CreateError`], [`OpenError`], [`AttachError`].
+//!   [`GetTimeoutError`], [`PutManyError`], [`TryPutManyError`], [`PutManyTimeoutError`]
+//!   (the number put and the rest of the batch), [`TaskDoneError`], [`JoinError`], [`JoinTimeoutError`],
+//!   [`SendError`], [`RecvError`], [`RecvTimeoutError`], [`CreateError`], [`OpenError`],
+//!   [`AttachError`].
 //! - `layout`: the shared-memory structures (`#[repr(C)]`, versioned, checked at compile
 //!   time).
 //! - Under `--cfg loom`, every atomic comes from loom and a hidden `loom_model` runs the
@@ -66,6 +86,42 @@
 //! A process killed while asleep in a blocking call leaves the waiter count raised: later
 //! wakers then make a futex call that wakes nobody (a cost, never a hang).
 //!
+//! **Batches.** `put_many` and `get_many` claim, fill and free slots one at a time like
+//! `put` and `get`; only the shared hint and the wake are batched. So a [`Queue`] producer
+//! killed inside `put_many` has enqueued the values before the one it was writing, loses
+//! that one exactly as `put` would, and never enqueued the rest; a `Queue` consumer killed
+//! inside `get_many` loses the one message it was reading. An SPSC [`Consumer`] publishes
+//! its head once per batch, so one killed inside `get_many` loses nothing (the next
+//! consumer gets the whole batch again); an SPSC [`Producer`] killed inside `put_many`
+//! loses the values it had written and not yet published (published values are kept).
+//!
+//! **Raw records.** A `Queue` consumer killed while its `get_with` closure runs loses that
+//! message, as one killed inside `get`; an SPSC consumer loses nothing (the record is
+//! released only after the closure returns). `put_bytes` is a `put` whose value is already
+//! encoded.
+//!
+//! **[`SimpleQueue`]** is a `Queue` and has its contract.
+//!
+//! **[`JoinableQueue`]** has the `Queue` contract for its messages. Where Python's `join`
+//! waits forever for a consumer that died between `get` and `task_done`, each consumer
+//! process here has a ledger entry in shared memory (pid, start time, tasks got and not
+//! done); a joiner looks at it every 10 ms, writes off the tasks of dead processes and
+//! returns `JoinError::Abandoned { tasks }` when that is how the count reached 0. Not
+//! seen (`join` waits; use `join_timeout`, which returns `Timeout { unfinished }`): a
+//! consumer killed inside `get` between taking the message and recording it, a producer
+//! killed inside `put` after counting its task, a 65th consumer process, and tasks whose
+//! `task_done` another process called before their getter died (written off twice).
+//!
+//! **[`Pipe`].** Each end records the process that holds it (pid and start time). After
+//! the peer closed its end, `recv` returns what was sent before, then `RecvError::Closed`,
+//! and `send` fails with `SendError::Closed`. After the peer's process died (SIGKILL
+//! included), `recv` returns what was sent before, then `RecvError::PeerDied`, within
+//! about 10 ms plus a `/proc` read when it was asleep; a `send` waiting for room fails
+//! with `SendError::PeerDied`. A sender killed inside `send` loses that message only. An
+//! end sent to another process belongs to the sender until the receiver deserialises it;
+//! if the receiver dies before that, the peer is not seen to die (use `poll` or
+//! `recv_timeout`).
+//!
 //! # Examples
 //!
 //! ```
@@ -81,9 +137,37 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+/// Turns a [`Partial`](error::Partial) into the public batch error `$name`, whose
+/// "no room" variant is `$full`.
+macro_rules! batch_error {
+    ($partial:expr, $name:ident, full: $full:ident) => {{
+        let $crate::error::Partial { put, rest, stop } = $partial;
+        match stop {
+            $crate::error::BatchStop::Full => $name::$full { put, rest },
+            $crate::error::BatchStop::Closed => $name::Closed { put, rest },
+            $crate::error::BatchStop::TooLarge { index, size, max } => $name::TooLarge {
+                put,
+                rest,
+                index,
+                size,
+                max,
+            },
+            $crate::error::BatchStop::Encode { index, error } => $name::Encode {
+                put,
+                rest,
+                index,
+                error,
+            },
+        }
+    }};
+}
+
 mod codec;
 mod error;
+mod joinable_queue;
+mod pipe;
 mod queue;
+mod simple_queue;
 mod spsc;
 mod sync;
 mod sys;
@@ -92,10 +176,14 @@ mod wait;
 pub mod layout;
 
 pub use error::{
-    AttachError, CodecError, CreateError, GetError, GetTimeoutError, OpenError, PutError,
-    PutTimeoutError, Side, TryGetError, TryPutError,
+    AttachError, CodecError, CreateError, GetError, GetTimeoutError, JoinError, JoinTimeoutError,
+    OpenError, PutError, PutManyError, PutManyTimeoutError, PutTimeoutError, RecvError,
+    RecvTimeoutError, SendError, Side, TaskDoneError, TryGetError, TryPutError, TryPutManyError,
 };
+pub use joinable_queue::{JoinableQueue, JoinableQueueBuilder};
+pub use pipe::{Connection, DEFAULT_PIPE_BUFFER, DEFAULT_PIPE_MAX_MESSAGE, Pipe, PipeBuilder};
 pub use queue::{DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE, Queue, QueueBuilder, Waiting};
+pub use simple_queue::{DEFAULT_SIMPLE_CAPACITY, SimpleQueue, SimpleQueueBuilder};
 pub use spsc::{Consumer, DEFAULT_SPSC_CAPACITY, Producer, SpscBuilder, SpscQueue};
 pub use wait::DEFAULT_SPIN_LIMIT;
 

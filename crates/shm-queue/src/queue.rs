@@ -12,14 +12,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shm_segment::transfer::SegmentToken;
 use shm_segment::{ObjectKind, Segment, SegmentOptions, TypeFingerprint, fault};
 
-use crate::codec::{decode_from, encode_into, encoded_size};
+use crate::codec::{decode_from_slice, encode_into_slice, encoded_size};
 use crate::error::{
     CodecError, CreateError, GetError, GetTimeoutError, OpenError, PutError, PutTimeoutError,
     TryGetError, TryPutError,
 };
 use crate::layout::{
-    LAYOUT_VERSION, QUEUE_MAGIC, QueueHeader, SLOT_HEADER_LEN, STATE_CLAIMED, STATE_FREE,
-    STATE_PUBLISHED, STATE_READING, SlotHeader, TOMBSTONE_LEN, pack_seq, tag_distance, unpack_seq,
+    CODEC_POSTCARD, LAYOUT_VERSION, LINE, QUEUE_MAGIC, QueueHeader, SLOT_HEADER_LEN, STATE_CLAIMED,
+    STATE_FREE, STATE_PUBLISHED, STATE_READING, SlotHeader, TOMBSTONE_LEN, pack_seq, tag_distance,
+    unpack_seq,
 };
 use crate::sync::Ordering;
 use crate::sys;
@@ -49,6 +50,10 @@ pub struct QueueBuilder<T> {
     capacity: usize,
     max_message: usize,
     spin: u32,
+    /// The segment kind (`QUEUE`, or a wrapper's kind).
+    kind: ObjectKind,
+    /// Bytes reserved after the slots for a wrapper's own structure (128-byte aligned).
+    trailer: usize,
     _type: PhantomData<fn(T) -> T>,
 }
 
@@ -157,6 +162,8 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
         let len = stride
             .checked_mul(self.capacity)
             .and_then(|n| n.checked_add(HEADER_LEN))
+            .map(|n| n.next_multiple_of(LINE))
+            .and_then(|n| n.checked_add(self.trailer))
             .filter(|&n| n <= 1 << 40)
             .ok_or_else(|| invalid("capacity * slot size exceeds 1 TiB"))?;
         let config = Config {
@@ -164,10 +171,18 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
             max_message: self.max_message,
             stride,
         };
-        let options = SegmentOptions::new(ObjectKind::QUEUE)
+        let options = SegmentOptions::new(self.kind)
             .fingerprint(TypeFingerprint::of::<T>())
             .len(len);
         Ok((options, config))
+    }
+
+    /// The same options for a wrapper type stored under segment `kind`, with `trailer`
+    /// bytes after the slots (see [`Queue::trailer`]).
+    pub(crate) fn wrapper(mut self, kind: ObjectKind, trailer: usize) -> Self {
+        self.kind = kind;
+        self.trailer = trailer;
+        self
     }
 }
 
@@ -468,6 +483,10 @@ impl Ring {
 /// The queue was closed.
 struct Closed;
 
+mod batch;
+mod plain;
+mod raw;
+
 /// When a blocking operation gives up.
 #[derive(Clone, Copy)]
 enum Until {
@@ -595,6 +614,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             capacity: DEFAULT_CAPACITY,
             max_message: DEFAULT_MAX_MESSAGE,
             spin: DEFAULT_SPIN_LIMIT,
+            kind: ObjectKind::QUEUE,
+            trailer: 0,
             _type: PhantomData,
         }
     }
@@ -621,11 +642,24 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(name: &str) -> Result<Self, OpenError> {
-        Self::from_segment(Self::segment_options().open(name)?)
+        Self::open_kind(name, ObjectKind::QUEUE)
     }
 
-    fn segment_options() -> SegmentOptions {
-        SegmentOptions::new(ObjectKind::QUEUE).fingerprint(TypeFingerprint::of::<T>())
+    /// Opens the named queue of a wrapper stored under segment `kind`.
+    pub(crate) fn open_kind(name: &str, kind: ObjectKind) -> Result<Self, OpenError> {
+        Self::from_segment(Self::segment_options(kind).open(name)?)
+    }
+
+    /// Opens the queue of a wrapper stored under segment `kind` from a serialised token.
+    pub(crate) fn from_token(token: &SegmentToken, kind: ObjectKind) -> Result<Self, String> {
+        let segment = token
+            .open(&Self::segment_options(kind))
+            .map_err(|e| e.to_string())?;
+        Self::from_segment(segment).map_err(|e| e.to_string())
+    }
+
+    fn segment_options(kind: ObjectKind) -> SegmentOptions {
+        SegmentOptions::new(kind).fingerprint(TypeFingerprint::of::<T>())
     }
 
     fn from_segment(segment: Segment) -> Result<Self, OpenError> {
@@ -806,13 +840,37 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     fn put_until(&self, value: T, until: Until) -> Result<(), (T, PutFailure)> {
-        let max = self.inner.config.max_message;
         let size = match encoded_size(&value) {
             Ok(size) => size,
             Err(e) => return Err((value, PutFailure::Encode(e))),
         };
+        self.put_record(
+            size,
+            until,
+            CODEC_POSTCARD,
+            |payload| match encode_into_slice(&value, payload) {
+                Ok(len) if len == size => Ok(()),
+                Ok(_) => Err(CodecError::corrupt(
+                    "the value encoded to a different size twice",
+                )),
+                Err(e) => Err(e),
+            },
+        )
+        .map_err(|failure| (value, failure))
+    }
+
+    /// Claims a slot, lets `write` fill exactly `size` payload bytes, and publishes them
+    /// (a tombstone when `write` fails or panics).
+    fn put_record(
+        &self,
+        size: usize,
+        until: Until,
+        codec: u32,
+        write: impl FnOnce(&mut [u8]) -> Result<(), CodecError>,
+    ) -> Result<(), PutFailure> {
+        let max = self.inner.config.max_message;
         if size > max {
-            return Err((value, PutFailure::TooLarge { size, max }));
+            return Err(PutFailure::TooLarge { size, max });
         }
         let me = sys::current_process();
         let inner = &*self.inner;
@@ -826,8 +884,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             }),
         };
         let position = match claimed {
-            None => return Err((value, PutFailure::Full)),
-            Some(Err(Closed)) => return Err((value, PutFailure::Closed)),
+            None => return Err(PutFailure::Full),
+            Some(Err(Closed)) => return Err(PutFailure::Closed),
             Some(Ok(position)) => position,
         };
         let (slot, payload) = inner.slot(position);
@@ -840,23 +898,36 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             position,
             pid: me.pid,
             len: TOMBSTONE_LEN,
+            codec,
+            notify: true,
         };
         // SAFETY: the slot is CLAIMED by this process for `position`: no one else reads or
-        // writes its payload, which holds `max` bytes (stride >= header + max).
-        match unsafe { encode_into(&value, payload, max) } {
-            Ok(len) => {
-                publish.len = len as u32;
-                drop(publish);
-                Ok(())
-            }
-            Err(e) => {
-                drop(publish);
-                Err((value, PutFailure::Encode(e)))
-            }
-        }
+        // writes its payload, which holds `max` >= `size` bytes (stride >= header + max),
+        // so a unique slice over `size` of them aliases nothing.
+        let payload = unsafe { std::slice::from_raw_parts_mut(payload, size) };
+        write(payload).map_err(PutFailure::Encode)?;
+        publish.len = size as u32;
+        drop(publish);
+        Ok(())
     }
 
     fn get_until(&self, until: Until) -> Result<T, GetFailure> {
+        self.get_record(until, |bytes, codec| match codec {
+            CODEC_POSTCARD => decode_from_slice(bytes),
+            _ => Err(CodecError::corrupt(
+                "a plain-data message: take it with get_plain",
+            )),
+        })?
+        .map_err(GetFailure::Decode)
+    }
+
+    /// Claims the next message and hands its payload and codec to `read`; the slot is
+    /// freed when `read` returns or panics.
+    fn get_record<R>(
+        &self,
+        until: Until,
+        read: impl FnOnce(&[u8], u32) -> R,
+    ) -> Result<R, GetFailure> {
         let me = sys::current_process();
         let inner = &*self.inner;
         loop {
@@ -879,8 +950,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             let (slot, payload) = inner.slot(position);
             Ring::stamp(slot, position, ROLE_CONSUMER, me.start_time);
             fault::point("shm_queue.get.claimed");
-            // Frees the slot when dropped, even if `Deserialize` panics.
-            let _release = Release { inner, position };
+            // Frees the slot when dropped, even if `read` panics.
+            let _release = Release {
+                inner,
+                position,
+                notify: true,
+            };
             let len = slot.len.load(Ordering::Relaxed);
             if len == TOMBSTONE_LEN {
                 continue;
@@ -892,8 +967,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             }
             // SAFETY: the slot is READING by this process for `position`: its producer
             // published `len` payload bytes (Acquire on claiming) and no one writes them
-            // until we free the slot.
-            return unsafe { decode_from(payload, len as usize) }.map_err(GetFailure::Decode);
+            // until `_release` frees the slot, after `read` returns.
+            let payload = unsafe { std::slice::from_raw_parts(payload, len as usize) };
+            return Ok(read(payload, slot.codec.load(Ordering::Relaxed)));
         }
     }
 
@@ -1031,6 +1107,23 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.inner.segment.name().map(|n| n.as_str())
     }
 
+    /// The wrapper area after the slots: its address (128-byte aligned) and length in
+    /// bytes (0 for a plain queue).
+    pub(crate) fn trailer(&self) -> (NonNull<u8>, usize) {
+        let start = (HEADER_LEN + self.inner.config.capacity as usize * self.inner.config.stride)
+            .next_multiple_of(LINE);
+        let len = self.inner.segment.data_len().saturating_sub(start);
+        // SAFETY: `start` <= data_len or `len` is 0; a pointer one past the slots of a
+        // mapping of at least `start` bytes (or `len` 0, never dereferenced).
+        let ptr = unsafe {
+            self.inner
+                .segment
+                .data()
+                .add(start.min(self.inner.segment.data_len()))
+        };
+        (ptr, len)
+    }
+
     /// How many times a blocked call of this handle retries before it sleeps.
     ///
     /// # Examples
@@ -1065,18 +1158,25 @@ struct Publish<'a> {
     position: u64,
     pid: u32,
     len: u32,
+    /// The payload's encoding (`CODEC_*`).
+    codec: u32,
+    /// Whether to wake sleeping consumers (a batch wakes them once, at its end).
+    notify: bool,
 }
 
 impl Drop for Publish<'_> {
     fn drop(&mut self) {
         let (slot, _) = self.inner.slot(self.position);
         slot.len.store(self.len, Ordering::Relaxed);
+        slot.codec.store(self.codec, Ordering::Relaxed);
         // [publish] Release: pairs with the Acquire loads and claims of consumers.
         slot.seq.store(
             pack_seq(self.position, STATE_PUBLISHED, self.pid),
             Ordering::Release,
         );
-        self.inner.not_empty().notify();
+        if self.notify {
+            self.inner.not_empty().notify();
+        }
     }
 }
 
@@ -1084,6 +1184,8 @@ impl Drop for Publish<'_> {
 struct Release<'a> {
     inner: &'a Ring,
     position: u64,
+    /// Whether to wake sleeping producers (a batch wakes them once, at its end).
+    notify: bool,
 }
 
 impl Drop for Release<'_> {
@@ -1093,7 +1195,9 @@ impl Drop for Release<'_> {
         // [free] Release: pairs with the Acquire loads and claims of producers.
         slot.seq
             .store(pack_seq(next, STATE_FREE, 0), Ordering::Release);
-        self.inner.not_full().notify();
+        if self.notify {
+            self.inner.not_full().notify();
+        }
     }
 }
 
@@ -1109,10 +1213,7 @@ impl<T> Serialize for Queue<T> {
 impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let token = SegmentToken::deserialize(deserializer)?;
-        let segment = token
-            .open(&Self::segment_options())
-            .map_err(serde::de::Error::custom)?;
-        Self::from_segment(segment).map_err(serde::de::Error::custom)
+        Self::from_token(&token, ObjectKind::QUEUE).map_err(serde::de::Error::custom)
     }
 }
 
@@ -1186,7 +1287,7 @@ pub mod loom_model {
                             owner_stamp: AtomicU64::new(0),
                             owner_start: AtomicU64::new(0),
                             len: AtomicU32::new(0),
-                            _pad: 0,
+                            codec: AtomicU32::new(0),
                         });
                 }
             }
@@ -1215,6 +1316,8 @@ pub mod loom_model {
                 position,
                 pid,
                 len: 4,
+                codec: 0,
+                notify: true,
             });
             true
         }
@@ -1230,6 +1333,7 @@ pub mod loom_model {
                 let _release = Release {
                     inner: &self.ring,
                     position,
+                    notify: true,
                 };
                 match slot.len.load(Ordering::Relaxed) {
                     TOMBSTONE_LEN => continue,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shm_segment::transfer::SegmentToken;
 use shm_segment::{ObjectKind, Segment, SegmentOptions, TypeFingerprint, fault};
 
-use crate::codec::{decode_from, encode_into, encoded_size};
+use crate::codec::{decode_from_slice, encode_into_slice, encoded_size};
 use crate::error::{
     AttachError, CodecError, CreateError, GetError, GetTimeoutError, OpenError, PutError,
     PutTimeoutError, Side, TryGetError, TryPutError,
@@ -198,10 +198,10 @@ impl<T: Serialize + DeserializeOwned> SpscBuilder<T> {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct SpscConfig {
-    capacity: u64,
-    max_message: usize,
-    ring: usize,
+pub(crate) struct SpscConfig {
+    pub(crate) capacity: u64,
+    pub(crate) max_message: usize,
+    pub(crate) ring: usize,
 }
 
 impl SpscConfig {
@@ -209,6 +209,16 @@ impl SpscConfig {
         // SAFETY: the data area is 128-byte aligned and holds HEADER_LEN + ring bytes,
         // zeroed (valid for every atomic of the header); no one else sees it before "ready".
         let header = unsafe { &*seg.data().as_ptr().cast::<SpscHeader>() };
+        self.initialise_header(header);
+    }
+
+    /// Bytes of a header and its ring.
+    pub(crate) fn total_len(&self) -> usize {
+        HEADER_LEN + self.ring
+    }
+
+    /// Writes a new queue's header (zeroed memory, before anyone else sees it).
+    pub(crate) fn initialise_header(&self, header: &SpscHeader) {
         header.magic.store(SPSC_MAGIC, Ordering::Relaxed);
         header.version.store(LAYOUT_VERSION, Ordering::Relaxed);
         header.capacity.store(self.capacity, Ordering::Relaxed);
@@ -232,6 +242,16 @@ impl SpscConfig {
         }
         // SAFETY: HEADER_LEN bytes are mapped at the aligned data area; atomics only.
         let header = unsafe { &*seg.data().as_ptr().cast::<SpscHeader>() };
+        Self::validate_header(header, seg.data_len())
+    }
+
+    /// Reads and checks the header of a queue that has `available` bytes from the header's
+    /// start to the end of the mapping.
+    pub(crate) fn validate_header(
+        header: &SpscHeader,
+        available: usize,
+    ) -> Result<SpscConfig, OpenError> {
+        let corrupt = |reason: String| OpenError::Corrupt { reason };
         if header.magic.load(Ordering::Relaxed) != SPSC_MAGIC {
             return Err(corrupt("bad SPSC queue magic".into()));
         }
@@ -251,12 +271,11 @@ impl SpscConfig {
             || !ring.is_power_of_two()
             || ring < 2 * record_len(max_message as usize) as u64
             || offset != HEADER_LEN as u64
-            || HEADER_LEN as u64 + ring > seg.data_len() as u64
+            || HEADER_LEN as u64 + ring > available as u64
         {
             return Err(corrupt(format!(
-                "capacity {capacity}, max message {max_message}, ring {ring}, offset {offset} do not fit a data \
-                 area of {} bytes",
-                seg.data_len()
+                "capacity {capacity}, max message {max_message}, ring {ring}, offset {offset} do not fit \
+                 {available} bytes"
             )));
         }
         Ok(SpscConfig {
@@ -267,8 +286,8 @@ impl SpscConfig {
     }
 }
 
-struct SpscInner {
-    segment: Segment,
+pub(crate) struct SpscInner {
+    segment: Arc<Segment>,
     header: NonNull<SpscHeader>,
     config: SpscConfig,
 }
@@ -281,7 +300,96 @@ unsafe impl Send for SpscInner {}
 unsafe impl Sync for SpscInner {}
 
 impl SpscInner {
-    fn header(&self) -> &SpscHeader {
+    /// A queue whose header lies at `header` inside `segment` (validated or initialised by
+    /// the caller for `config`).
+    pub(crate) fn new(
+        segment: Arc<Segment>,
+        header: NonNull<SpscHeader>,
+        config: SpscConfig,
+    ) -> Self {
+        SpscInner {
+            segment,
+            header,
+            config,
+        }
+    }
+
+    /// Attaches the producer half; `take_over`: whoever holds it now, alive or not (a
+    /// `Connection` received by another process).
+    pub(crate) fn producer<T>(
+        self: &Arc<Self>,
+        spin: u32,
+        take_over: bool,
+        peer_check: bool,
+    ) -> Result<Producer<T>, AttachError> {
+        let owner = self.attach(Side::Producer, take_over)?;
+        let h = self.header();
+        Ok(Producer {
+            // The previous owner's last stores, made visible by the [attach] Acquire.
+            tail: h.tail.load(Ordering::Relaxed),
+            sent: h.sent.load(Ordering::Relaxed),
+            // [space] Acquire: pairs with the consumer's Release store of `head`.
+            cached_head: h.head.load(Ordering::Acquire),
+            cached_received: h.received.load(Ordering::Relaxed),
+            owner,
+            spin,
+            peer_check,
+            inner: Arc::clone(self),
+            _type: PhantomData,
+        })
+    }
+
+    /// Attaches the consumer half (see [`producer`](Self::producer)).
+    pub(crate) fn consumer<T>(
+        self: &Arc<Self>,
+        spin: u32,
+        take_over: bool,
+        peer_check: bool,
+    ) -> Result<Consumer<T>, AttachError> {
+        let owner = self.attach(Side::Consumer, take_over)?;
+        let h = self.header();
+        Ok(Consumer {
+            head: h.head.load(Ordering::Relaxed),
+            received: h.received.load(Ordering::Relaxed),
+            // [data] Acquire: pairs with the producer's Release store of `tail`.
+            cached_tail: h.tail.load(Ordering::Acquire),
+            owner,
+            spin,
+            peer_check,
+            inner: Arc::clone(self),
+            _type: PhantomData,
+        })
+    }
+
+    /// The queue's shape.
+    pub(crate) fn config(&self) -> SpscConfig {
+        self.config
+    }
+
+    /// Whether the process attached as `side` is known to be dead (false when none is
+    /// attached: nobody to judge).
+    fn side_dead(&self, side: Side) -> bool {
+        let h = self.header();
+        let word = match side {
+            Side::Producer => &h.producer_owner,
+            Side::Consumer => &h.consumer_owner,
+        };
+        // [attach] Acquire: pairs with the AcqRel exchange in `attach`.
+        let owner = word.load(Ordering::Acquire);
+        owner != 0 && !sys::owner_alive(owner)
+    }
+
+    /// Whether `side` is attached by the holder of `mine` (a packed owner word).
+    pub(crate) fn is_owner(&self, side: Side, mine: u64) -> bool {
+        let h = self.header();
+        let word = match side {
+            Side::Producer => &h.producer_owner,
+            Side::Consumer => &h.consumer_owner,
+        };
+        word.load(Ordering::Relaxed) == mine
+    }
+
+    pub(crate) fn header(&self) -> &SpscHeader {
         // SAFETY: validated: the header lies in the mapping, aligned, atomics only.
         unsafe { self.header.as_ref() }
     }
@@ -318,7 +426,7 @@ impl SpscInner {
         sent.saturating_sub(received).min(self.config.capacity) as usize
     }
 
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         // [closed] Release: pairs with the Acquire loads of `closed`.
         self.header().closed.store(1, Ordering::Release);
         self.data().notify_always();
@@ -331,7 +439,7 @@ impl SpscInner {
     }
 
     /// Records this process as the owner of one half.
-    fn attach(&self, side: Side) -> Result<u64, AttachError> {
+    fn attach(&self, side: Side, take_over: bool) -> Result<u64, AttachError> {
         let h = self.header();
         let (word, waiters): (&AtomicU64, _) = match side {
             Side::Producer => (&h.producer_owner, &h.space_waiters),
@@ -341,7 +449,7 @@ impl SpscInner {
         loop {
             // [attach] Acquire: pairs with the Release in `detach`.
             let current = word.load(Ordering::Acquire);
-            if current != 0 && sys::owner_alive(current) {
+            if current != 0 && !take_over && sys::owner_alive(current) {
                 return Err(AttachError::AlreadyAttached {
                     side,
                     owner: sys::owner_process(current),
@@ -498,7 +606,7 @@ impl<T: Serialize + DeserializeOwned> SpscQueue<T> {
         let header = segment.data().cast::<SpscHeader>();
         SpscQueue {
             inner: Arc::new(SpscInner {
-                segment,
+                segment: Arc::new(segment),
                 header,
                 config,
             }),
@@ -524,20 +632,7 @@ impl<T: Serialize + DeserializeOwned> SpscQueue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn producer(&self) -> Result<Producer<T>, AttachError> {
-        let owner = self.inner.attach(Side::Producer)?;
-        let h = self.inner.header();
-        Ok(Producer {
-            // The previous owner's last stores, made visible by the [attach] Acquire.
-            tail: h.tail.load(Ordering::Relaxed),
-            sent: h.sent.load(Ordering::Relaxed),
-            // [space] Acquire: pairs with the consumer's Release store of `head`.
-            cached_head: h.head.load(Ordering::Acquire),
-            cached_received: h.received.load(Ordering::Relaxed),
-            owner,
-            spin: self.spin,
-            inner: Arc::clone(&self.inner),
-            _type: PhantomData,
-        })
+        self.inner.producer(self.spin, false, false)
     }
 
     /// Attaches the consumer half.
@@ -556,18 +651,7 @@ impl<T: Serialize + DeserializeOwned> SpscQueue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn consumer(&self) -> Result<Consumer<T>, AttachError> {
-        let owner = self.inner.attach(Side::Consumer)?;
-        let h = self.inner.header();
-        Ok(Consumer {
-            head: h.head.load(Ordering::Relaxed),
-            received: h.received.load(Ordering::Relaxed),
-            // [data] Acquire: pairs with the producer's Release store of `tail`.
-            cached_tail: h.tail.load(Ordering::Acquire),
-            owner,
-            spin: self.spin,
-            inner: Arc::clone(&self.inner),
-            _type: PhantomData,
-        })
+        self.inner.consumer(self.spin, false, false)
     }
 
     /// Attaches both halves.
@@ -770,22 +854,42 @@ impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for SpscQueue<T> {
     }
 }
 
-enum Until {
+/// When a blocking operation gives up.
+#[derive(Clone, Copy)]
+pub(crate) enum Until {
+    /// Try once.
     Now,
+    /// Wait until the deadline (`None`: forever).
     Deadline(Option<Instant>),
 }
 
-enum PutFailure {
+/// How a put failed, without the value.
+pub(crate) enum PutFailure {
     Full,
     Closed,
-    TooLarge { size: usize, max: usize },
+    /// The consumer's process died (only with `peer_check`).
+    PeerDied,
+    TooLarge {
+        size: usize,
+        max: usize,
+    },
     Encode(CodecError),
 }
 
-enum GetFailure {
+/// How a get failed.
+pub(crate) enum GetFailure {
     Empty,
     Closed,
+    /// The producer's process died and everything it published was taken (only with
+    /// `peer_check`).
+    PeerDied,
     Decode(CodecError),
+}
+
+/// Why a blocked half stops waiting.
+enum Stop {
+    Closed,
+    PeerDied,
 }
 
 /// The producing half of an [`SpscQueue`]; detaches when dropped.
@@ -809,6 +913,8 @@ pub struct Producer<T> {
     cached_received: u64,
     owner: u64,
     spin: u32,
+    /// Whether a blocked put checks that the consumer's process lives (pipes).
+    peer_check: bool,
     _type: PhantomData<fn(T) -> T>,
 }
 
@@ -846,7 +952,9 @@ impl<T: Serialize + DeserializeOwned> Producer<T> {
     pub fn put(&mut self, value: T) -> Result<(), PutError<T>> {
         self.put_until(value, Until::Deadline(None))
             .map_err(|(value, failure)| match failure {
-                PutFailure::Closed | PutFailure::Full => PutError::Closed(value),
+                PutFailure::Closed | PutFailure::Full | PutFailure::PeerDied => {
+                    PutError::Closed(value)
+                }
                 PutFailure::TooLarge { size, max } => PutError::TooLarge { value, size, max },
                 PutFailure::Encode(error) => PutError::Encode { value, error },
             })
@@ -874,7 +982,7 @@ impl<T: Serialize + DeserializeOwned> Producer<T> {
         self.put_until(value, Until::Deadline(deadline))
             .map_err(|(value, failure)| match failure {
                 PutFailure::Full => PutTimeoutError::Timeout(value),
-                PutFailure::Closed => PutTimeoutError::Closed(value),
+                PutFailure::Closed | PutFailure::PeerDied => PutTimeoutError::Closed(value),
                 PutFailure::TooLarge { size, max } => {
                     PutTimeoutError::TooLarge { value, size, max }
                 }
@@ -902,119 +1010,26 @@ impl<T: Serialize + DeserializeOwned> Producer<T> {
         self.put_until(value, Until::Now)
             .map_err(|(value, failure)| match failure {
                 PutFailure::Full => TryPutError::Full(value),
-                PutFailure::Closed => TryPutError::Closed(value),
+                PutFailure::Closed | PutFailure::PeerDied => TryPutError::Closed(value),
                 PutFailure::TooLarge { size, max } => TryPutError::TooLarge { value, size, max },
                 PutFailure::Encode(error) => TryPutError::Encode { value, error },
             })
     }
 
-    /// Room for a record of `record` bytes at the tail: `Ok(wrap)` where `wrap` is the
-    /// number of bytes to skip to the ring's start first (0 when it fits before the end).
-    fn try_room(&mut self, record: usize) -> Attempt<Result<usize, ()>> {
-        let h = self.inner.header();
-        // [closed] Acquire: pairs with the Release store in `close`.
-        if h.closed.load(Ordering::Acquire) != 0 {
-            return Attempt::Done(Err(()));
-        }
-        let ring = self.inner.config.ring;
-        let offset = (self.tail % ring as u64) as usize;
-        let to_end = ring - offset;
-        let wrap = if record <= to_end { 0 } else { to_end };
-        let fits = |head: u64, received: u64, tail: u64, sent: u64, capacity: u64| {
-            sent - received < capacity && tail + (wrap + record) as u64 - head <= ring as u64
-        };
-        let capacity = self.inner.config.capacity;
-        if fits(
-            self.cached_head,
-            self.cached_received,
-            self.tail,
-            self.sent,
-            capacity,
-        ) {
-            return Attempt::Done(Ok(wrap));
-        }
-        // [space] Acquire: pairs with the consumer's Release store of `head`, so the bytes
-        // it read are no longer in use. `received` is stored before `head`, so it is at
-        // least as new.
-        self.cached_head = h.head.load(Ordering::Acquire);
-        self.cached_received = h.received.load(Ordering::Relaxed);
-        if fits(
-            self.cached_head,
-            self.cached_received,
-            self.tail,
-            self.sent,
-            capacity,
-        ) {
-            Attempt::Done(Ok(wrap))
-        } else {
-            Attempt::Blocked { poll: false }
-        }
-    }
-
     fn put_until(&mut self, value: T, until: Until) -> Result<(), (T, PutFailure)> {
-        let max = self.inner.config.max_message;
         let size = match encoded_size(&value) {
             Ok(size) => size,
             Err(e) => return Err((value, PutFailure::Encode(e))),
         };
-        if size > max {
-            return Err((value, PutFailure::TooLarge { size, max }));
-        }
-        let record = record_len(size);
-        let room = match until {
-            Until::Now => match self.try_room(record) {
-                Attempt::Done(r) => Some(r),
-                Attempt::Blocked { .. } => None,
-            },
-            Until::Deadline(deadline) => {
-                let inner = Arc::clone(&self.inner);
-                inner
-                    .space()
-                    .block_on(self.spin, deadline, |_| self.try_room(record))
-            }
-        };
-        let wrap = match room {
-            None => return Err((value, PutFailure::Full)),
-            Some(Err(())) => return Err((value, PutFailure::Closed)),
-            Some(Ok(wrap)) => wrap,
-        };
-        let ring = self.inner.config.ring;
-        let mut tail = self.tail;
-        if wrap != 0 {
-            let at = self.inner.ring_at((tail % ring as u64) as usize);
-            // SAFETY: the `wrap` bytes from the tail are free (checked in `try_room`) and
-            // only this producer writes there; record headers are 8-aligned (every record
-            // length is a multiple of 8, the ring a power of two >= 8).
-            unsafe { write_record_header(at, 0, RECORD_WRAP) };
-            tail += wrap as u64;
-        }
-        let at = self.inner.ring_at((tail % ring as u64) as usize);
-        // SAFETY: `record` free bytes start at `at` before the ring's end (checked in
-        // `try_room`); only this producer writes them until it publishes the tail.
-        let encoded = unsafe {
-            write_record_header(at, size as u32, RECORD_MESSAGE);
-            encode_into(&value, at.add(RECORD_HEADER_LEN), size)
-        };
-        match encoded {
-            Ok(len) if len == size => {}
-            Ok(_) => {
-                let error = CodecError::corrupt("the value encoded to a different size twice");
-                return Err((value, PutFailure::Encode(error)));
-            }
-            // Nothing was published: the bytes past the tail are ignored.
-            Err(e) => return Err((value, PutFailure::Encode(e))),
-        }
-        fault::point("shm_queue.spsc.put.written");
-        self.tail = tail + record as u64;
-        self.sent += 1;
-        let h = self.inner.header();
-        h.sent.store(self.sent, Ordering::Relaxed);
-        // [data] Release: pairs with the consumer's Acquire load of `tail`.
-        h.tail.store(self.tail, Ordering::Release);
-        self.inner.data().notify();
-        Ok(())
+        let written = self.put_record(size, until, |dst| match encode_into_slice(&value, dst) {
+            Ok(len) if len == size => Ok(()),
+            Ok(_) => Err(CodecError::corrupt(
+                "the value encoded to a different size twice",
+            )),
+            Err(e) => Err(e),
+        });
+        written.map_err(|failure| (value, failure))
     }
-
     /// Messages in the queue.
     ///
     /// # Examples
@@ -1122,6 +1137,191 @@ impl<T: Serialize + DeserializeOwned> Producer<T> {
     }
 }
 
+impl<T> Producer<T> {
+    /// Room for a record of `record` bytes at the tail: `Ok(wrap)` where `wrap` is the
+    /// number of bytes to skip to the ring's start first (0 when it fits before the end).
+    /// `check`: also check whether the consumer died (with `peer_check`; costly, so only
+    /// before sleeping).
+    fn try_room(&mut self, record: usize, check: bool) -> Attempt<Result<usize, Stop>> {
+        let h = self.inner.header();
+        // [closed] Acquire: pairs with the Release store in `close`.
+        if h.closed.load(Ordering::Acquire) != 0 {
+            return Attempt::Done(Err(Stop::Closed));
+        }
+        let ring = self.inner.config.ring;
+        let offset = (self.tail % ring as u64) as usize;
+        let to_end = ring - offset;
+        let wrap = if record <= to_end { 0 } else { to_end };
+        let fits = |head: u64, received: u64, tail: u64, sent: u64, capacity: u64| {
+            sent - received < capacity && tail + (wrap + record) as u64 - head <= ring as u64
+        };
+        let capacity = self.inner.config.capacity;
+        if fits(
+            self.cached_head,
+            self.cached_received,
+            self.tail,
+            self.sent,
+            capacity,
+        ) {
+            return Attempt::Done(Ok(wrap));
+        }
+        // [space] Acquire: pairs with the consumer's Release store of `head`, so the bytes
+        // it read are no longer in use. `received` is stored before `head`, so it is at
+        // least as new.
+        self.cached_head = h.head.load(Ordering::Acquire);
+        self.cached_received = h.received.load(Ordering::Relaxed);
+        if fits(
+            self.cached_head,
+            self.cached_received,
+            self.tail,
+            self.sent,
+            capacity,
+        ) {
+            Attempt::Done(Ok(wrap))
+        } else if self.peer_check && check && self.inner.side_dead(Side::Consumer) {
+            Attempt::Done(Err(Stop::PeerDied))
+        } else {
+            Attempt::Blocked {
+                poll: self.peer_check,
+            }
+        }
+    }
+
+    /// Waits (per `until`) for room for a record of `record` bytes: the wrap to skip first.
+    fn claim_room(&mut self, record: usize, until: Until) -> Result<usize, PutFailure> {
+        let room = match until {
+            Until::Now => match self.try_room(record, true) {
+                Attempt::Done(r) => Some(r),
+                Attempt::Blocked { .. } => None,
+            },
+            Until::Deadline(deadline) => {
+                let inner = Arc::clone(&self.inner);
+                inner
+                    .space()
+                    .block_on(self.spin, deadline, |check| self.try_room(record, check))
+            }
+        };
+        match room {
+            None => Err(PutFailure::Full),
+            Some(Err(Stop::Closed)) => Err(PutFailure::Closed),
+            Some(Err(Stop::PeerDied)) => Err(PutFailure::PeerDied),
+            Some(Ok(wrap)) => Ok(wrap),
+        }
+    }
+
+    /// Writes a record of `size` payload bytes (after a wrap marker of `wrap` bytes, as
+    /// `try_room` found room for) and moves the local tail past it, without publishing.
+    fn write_unpublished(
+        &mut self,
+        size: usize,
+        wrap: usize,
+        write: impl FnOnce(&mut [u8]) -> Result<(), CodecError>,
+    ) -> Result<(), CodecError> {
+        let ring = self.inner.config.ring;
+        let mut tail = self.tail;
+        if wrap != 0 {
+            let at = self.inner.ring_at((tail % ring as u64) as usize);
+            // SAFETY: the `wrap` bytes from the tail are free (checked in `try_room`) and
+            // only this producer writes there; record headers are 8-aligned (every record
+            // length is a multiple of 8, the ring a power of two >= 8).
+            unsafe { write_record_header(at, 0, RECORD_WRAP) };
+            tail += wrap as u64;
+        }
+        let at = self.inner.ring_at((tail % ring as u64) as usize);
+        // SAFETY: `record` free bytes start at `at` before the ring's end (checked in
+        // `try_room`); only this producer reads or writes them until it publishes the tail,
+        // so a unique slice over the payload aliases nothing.
+        let payload = unsafe {
+            write_record_header(at, size as u32, RECORD_MESSAGE);
+            std::slice::from_raw_parts_mut(at.add(RECORD_HEADER_LEN), size)
+        };
+        // Nothing is published on failure: the bytes past the tail are ignored.
+        write(payload)?;
+        self.tail = tail + record_len(size) as u64;
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Publishes every record written so far and wakes the consumer if it sleeps.
+    fn publish(&mut self) {
+        let h = self.inner.header();
+        h.sent.store(self.sent, Ordering::Relaxed);
+        // [data] Release: pairs with the consumer's Acquire load of `tail`.
+        h.tail.store(self.tail, Ordering::Release);
+        self.inner.data().notify();
+    }
+
+    /// Publishes one record of `size` payload bytes that `write` fills (it gets exactly
+    /// `size` bytes of the ring, which only this producer touches until the record is
+    /// published). Nothing is published when `write` fails.
+    pub(crate) fn put_record(
+        &mut self,
+        size: usize,
+        until: Until,
+        write: impl FnOnce(&mut [u8]) -> Result<(), CodecError>,
+    ) -> Result<(), PutFailure> {
+        let max = self.inner.config.max_message;
+        if size > max {
+            return Err(PutFailure::TooLarge { size, max });
+        }
+        let wrap = self.claim_room(record_len(size), until)?;
+        self.write_unpublished(size, wrap, write)
+            .map_err(PutFailure::Encode)?;
+        fault::point("shm_queue.spsc.put.written");
+        self.publish();
+        Ok(())
+    }
+
+    /// Writes records for `sizes` one by one with `write(index, payload)`, publishing the
+    /// tail once at the end and once before each wait for room.
+    fn put_records(
+        &mut self,
+        sizes: &[usize],
+        until: Until,
+        mut write: impl FnMut(usize, &mut [u8]) -> Result<(), CodecError>,
+    ) -> Result<(), (usize, PutFailure)> {
+        let mut unpublished = false;
+        let mut result = Ok(());
+        for (index, &size) in sizes.iter().enumerate() {
+            let record = record_len(size);
+            let wrap = match self.try_room(record, false) {
+                Attempt::Done(Ok(wrap)) => Ok(wrap),
+                _ => {
+                    // Publish what we wrote before waiting: the consumer makes the room.
+                    if std::mem::take(&mut unpublished) {
+                        self.publish();
+                    }
+                    self.claim_room(record, until)
+                }
+            };
+            let written = wrap.and_then(|wrap| {
+                self.write_unpublished(size, wrap, |dst| write(index, dst))
+                    .map_err(PutFailure::Encode)
+            });
+            if let Err(failure) = written {
+                result = Err((index, failure));
+                break;
+            }
+            unpublished = true;
+        }
+        if unpublished {
+            self.publish();
+        }
+        result
+    }
+
+    /// Whether this half is still the attached producer (not taken over by another
+    /// process).
+    pub(crate) fn is_attached(&self) -> bool {
+        self.inner.is_owner(Side::Producer, self.owner)
+    }
+
+    /// Closes the queue.
+    pub(crate) fn close_queue(&self) {
+        self.inner.close();
+    }
+}
+
 /// Writes a record header (`len`, `kind`) at `at`.
 ///
 /// # Safety
@@ -1164,6 +1364,8 @@ pub struct Consumer<T> {
     cached_tail: u64,
     owner: u64,
     spin: u32,
+    /// Whether a blocked get checks that the producer's process lives (pipes).
+    peer_check: bool,
     _type: PhantomData<fn(T) -> T>,
 }
 
@@ -1224,7 +1426,7 @@ impl<T: Serialize + DeserializeOwned> Consumer<T> {
     pub fn get(&mut self) -> Result<T, GetError> {
         self.get_until(Until::Deadline(None))
             .map_err(|failure| match failure {
-                GetFailure::Empty | GetFailure::Closed => GetError::Closed,
+                GetFailure::Empty | GetFailure::Closed | GetFailure::PeerDied => GetError::Closed,
                 GetFailure::Decode(e) => GetError::Decode(e),
             })
     }
@@ -1249,7 +1451,7 @@ impl<T: Serialize + DeserializeOwned> Consumer<T> {
         self.get_until(Until::Deadline(deadline))
             .map_err(|failure| match failure {
                 GetFailure::Empty => GetTimeoutError::Timeout,
-                GetFailure::Closed => GetTimeoutError::Closed,
+                GetFailure::Closed | GetFailure::PeerDied => GetTimeoutError::Closed,
                 GetFailure::Decode(e) => GetTimeoutError::Decode(e),
             })
     }
@@ -1270,99 +1472,14 @@ impl<T: Serialize + DeserializeOwned> Consumer<T> {
     pub fn try_get(&mut self) -> Result<T, TryGetError> {
         self.get_until(Until::Now).map_err(|failure| match failure {
             GetFailure::Empty => TryGetError::Empty,
-            GetFailure::Closed => TryGetError::Closed,
+            GetFailure::Closed | GetFailure::PeerDied => TryGetError::Closed,
             GetFailure::Decode(e) => TryGetError::Decode(e),
         })
     }
 
-    /// Whether a record is published past our head: `Ok(())`, or `Err(())` when the queue
-    /// is closed and drained.
-    fn try_ready(&mut self) -> Attempt<Result<(), ()>> {
-        if self.head != self.cached_tail {
-            return Attempt::Done(Ok(()));
-        }
-        let h = self.inner.header();
-        // [data] Acquire: pairs with the producer's Release store of `tail`.
-        self.cached_tail = h.tail.load(Ordering::Acquire);
-        if self.head != self.cached_tail {
-            return Attempt::Done(Ok(()));
-        }
-        // [closed] Acquire: pairs with the Release store in `close`.
-        if h.closed.load(Ordering::Acquire) != 0 {
-            // A put that finished before `close` is visible now. [data] Acquire, as above.
-            self.cached_tail = h.tail.load(Ordering::Acquire);
-            return Attempt::Done(if self.head != self.cached_tail {
-                Ok(())
-            } else {
-                Err(())
-            });
-        }
-        Attempt::Blocked { poll: false }
-    }
-
     fn get_until(&mut self, until: Until) -> Result<T, GetFailure> {
-        let ready = match until {
-            Until::Now => match self.try_ready() {
-                Attempt::Done(r) => Some(r),
-                Attempt::Blocked { .. } => None,
-            },
-            Until::Deadline(deadline) => {
-                let inner = Arc::clone(&self.inner);
-                inner
-                    .data()
-                    .block_on(self.spin, deadline, |_| self.try_ready())
-            }
-        };
-        match ready {
-            None => return Err(GetFailure::Empty),
-            Some(Err(())) => return Err(GetFailure::Closed),
-            Some(Ok(())) => {}
-        }
-        let ring = self.inner.config.ring;
-        let max = self.inner.config.max_message;
-        let mut head = self.head;
-        let mut offset = (head % ring as u64) as usize;
-        // SAFETY: head < tail (published with the Acquire above), so a record header lies
-        // at `offset`, 8-aligned with 8 bytes to the ring's end.
-        let (mut len, mut kind) = unsafe { read_record_header(self.inner.ring_at(offset)) };
-        if kind == RECORD_WRAP {
-            head += (ring - offset) as u64;
-            offset = 0;
-            // SAFETY: the producer publishes a wrap marker together with the record after
-            // it, at offset 0, so the same holds there.
-            (len, kind) = unsafe { read_record_header(self.inner.ring_at(0)) };
-        }
-        let len = len as usize;
-        if kind != RECORD_MESSAGE
-            || len > max
-            || offset + record_len(len) > ring
-            || head >= self.cached_tail
-        {
-            // Garbage in the ring (a faulty writer): drop everything published so far.
-            let tail = self.cached_tail;
-            let skipped = Advance {
-                inner: &self.inner,
-                head: &mut self.head,
-                received: &mut self.received,
-                new_head: tail,
-            };
-            drop(skipped);
-            return Err(GetFailure::Decode(CodecError::corrupt(&format!(
-                "record kind {kind}, length {len}"
-            ))));
-        }
-        let at = self.inner.ring_at(offset);
-        let new_head = head + record_len(len) as u64;
-        let _advance = Advance {
-            inner: &self.inner,
-            head: &mut self.head,
-            received: &mut self.received,
-            new_head,
-        };
-        // SAFETY: the record's `len` payload bytes follow its header inside the ring
-        // (checked), were published by the producer (Acquire of tail) and are not written
-        // again before `_advance` publishes the new head.
-        unsafe { decode_from(at.add(RECORD_HEADER_LEN), len) }.map_err(GetFailure::Decode)
+        self.get_record(until, |bytes| decode_from_slice(bytes))
+            .and_then(|decoded| decoded.map_err(GetFailure::Decode))
     }
 
     /// Messages in the queue.
@@ -1468,3 +1585,230 @@ impl<T: Serialize + DeserializeOwned> Consumer<T> {
         self.spin = spins;
     }
 }
+
+impl<T> Consumer<T> {
+    /// Whether a record is published past our head: `Ok(())`, or why none will come (the
+    /// queue is closed and drained, or, with `peer_check` and `check`, the producer died
+    /// and everything it published was taken).
+    fn try_ready(&mut self, check: bool) -> Attempt<Result<(), Stop>> {
+        if self.head != self.cached_tail {
+            return Attempt::Done(Ok(()));
+        }
+        let h = self.inner.header();
+        // [data] Acquire: pairs with the producer's Release store of `tail`.
+        self.cached_tail = h.tail.load(Ordering::Acquire);
+        if self.head != self.cached_tail {
+            return Attempt::Done(Ok(()));
+        }
+        // [closed] Acquire: pairs with the Release store in `close`.
+        if h.closed.load(Ordering::Acquire) != 0 {
+            // A put that finished before `close` is visible now. [data] Acquire, as above.
+            self.cached_tail = h.tail.load(Ordering::Acquire);
+            return Attempt::Done(if self.head != self.cached_tail {
+                Ok(())
+            } else {
+                Err(Stop::Closed)
+            });
+        }
+        if self.peer_check && check && self.inner.side_dead(Side::Producer) {
+            // What it published before dying is visible now. [data] Acquire, as above.
+            self.cached_tail = h.tail.load(Ordering::Acquire);
+            return Attempt::Done(if self.head != self.cached_tail {
+                Ok(())
+            } else {
+                Err(Stop::PeerDied)
+            });
+        }
+        Attempt::Blocked {
+            poll: self.peer_check,
+        }
+    }
+
+    /// Waits until a record is ready or none will come; `Ok(false)` when `until` passed
+    /// first. Takes nothing.
+    pub(crate) fn poll_until(&mut self, until: Until) -> Result<bool, GetFailure> {
+        let ready = match until {
+            Until::Now => match self.try_ready(true) {
+                Attempt::Done(r) => Some(r),
+                Attempt::Blocked { .. } => None,
+            },
+            Until::Deadline(deadline) => {
+                let inner = Arc::clone(&self.inner);
+                inner
+                    .data()
+                    .block_on(self.spin, deadline, |check| self.try_ready(check))
+                    .or_else(|| {
+                        // A deadline that passed before the first sleep skipped the
+                        // costly checks: make them once before reporting a time-out.
+                        match self.try_ready(true) {
+                            Attempt::Done(r) => Some(r),
+                            Attempt::Blocked { .. } => None,
+                        }
+                    })
+            }
+        };
+        match ready {
+            None => Ok(false),
+            Some(Ok(())) => Ok(true),
+            Some(Err(Stop::Closed)) => Err(GetFailure::Closed),
+            Some(Err(Stop::PeerDied)) => Err(GetFailure::PeerDied),
+        }
+    }
+
+    /// Whether this half is still the attached consumer (not taken over by another
+    /// process).
+    pub(crate) fn is_attached(&self) -> bool {
+        self.inner.is_owner(Side::Consumer, self.owner)
+    }
+
+    /// Closes the queue.
+    pub(crate) fn close_queue(&self) {
+        self.inner.close();
+    }
+
+    /// Takes the next record and hands its payload to `read`; the record's bytes are
+    /// released to the producer when `read` returns (or panics).
+    pub(crate) fn get_record<R>(
+        &mut self,
+        until: Until,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, GetFailure> {
+        if !self.poll_until(until)? {
+            return Err(GetFailure::Empty);
+        }
+        let (offset, len, new_head) = match self.locate() {
+            Ok(found) => found,
+            Err(e) => {
+                self.skip_garbage();
+                return Err(GetFailure::Decode(e));
+            }
+        };
+        let _advance = Advance {
+            inner: &self.inner,
+            head: &mut self.head,
+            received: &mut self.received,
+            new_head,
+        };
+        // SAFETY: the record's `len` payload bytes lie inside the ring at `offset`
+        // (checked by `locate`), were published by the producer (Acquire of tail) and are
+        // not written again before `_advance` publishes the new head, after `read` returns.
+        let payload = unsafe { std::slice::from_raw_parts(self.inner.ring_at(offset), len) };
+        Ok(read(payload))
+    }
+
+    /// The record at our head, which must be ready (`head != cached_tail`): the ring
+    /// offset and length of its payload and the head past it; an error for garbage.
+    fn locate(&self) -> Result<(usize, usize, u64), CodecError> {
+        let ring = self.inner.config.ring;
+        let max = self.inner.config.max_message;
+        let mut head = self.head;
+        let mut offset = (head % ring as u64) as usize;
+        // SAFETY: head < tail (published with the Acquire of `try_ready`), so a record
+        // header lies at `offset`, 8-aligned with 8 bytes to the ring's end.
+        let (mut len, mut kind) = unsafe { read_record_header(self.inner.ring_at(offset)) };
+        if kind == RECORD_WRAP {
+            head += (ring - offset) as u64;
+            offset = 0;
+            // SAFETY: the producer publishes a wrap marker together with the record after
+            // it, at offset 0, so the same holds there.
+            (len, kind) = unsafe { read_record_header(self.inner.ring_at(0)) };
+        }
+        let len = len as usize;
+        if kind != RECORD_MESSAGE
+            || len > max
+            || offset + record_len(len) > ring
+            || head >= self.cached_tail
+        {
+            return Err(CodecError::corrupt(&format!(
+                "record kind {kind}, length {len}"
+            )));
+        }
+        Ok((
+            offset + RECORD_HEADER_LEN,
+            len,
+            head + record_len(len) as u64,
+        ))
+    }
+
+    /// Garbage in the ring (a faulty writer): drops everything published so far.
+    fn skip_garbage(&mut self) {
+        let tail = self.cached_tail;
+        drop(Advance {
+            inner: &self.inner,
+            head: &mut self.head,
+            received: &mut self.received,
+            new_head: tail,
+        });
+    }
+
+    /// Takes up to `max` records, waiting (per `until`) for the first one only, and hands
+    /// each payload to `read`; the head is published once, when the batch ends (even if
+    /// `read` panics). Stops after a record that `read` fails on.
+    fn get_records(
+        &mut self,
+        max: usize,
+        until: Until,
+        mut read: impl FnMut(&[u8]) -> Result<(), CodecError>,
+    ) -> Result<usize, GetFailure> {
+        if max == 0 {
+            return Ok(0);
+        }
+        if !self.poll_until(until)? {
+            return Err(GetFailure::Empty);
+        }
+        let mut batch = BatchAdvance {
+            consumer: self,
+            taken: false,
+        };
+        let mut got = 0;
+        loop {
+            let c = &mut *batch.consumer;
+            if got > 0 && !matches!(c.try_ready(false), Attempt::Done(Ok(()))) {
+                return Ok(got);
+            }
+            let (offset, len, new_head) = match c.locate() {
+                Ok(found) => found,
+                Err(e) => {
+                    drop(batch);
+                    self.skip_garbage();
+                    return Err(GetFailure::Decode(e));
+                }
+            };
+            // SAFETY: as in `get_record`: the payload is published and is not written
+            // again before `batch` publishes the new head, after `read` returns.
+            let payload = unsafe { std::slice::from_raw_parts(c.inner.ring_at(offset), len) };
+            // Local only: the producer sees the new head when `batch` publishes it.
+            c.head = new_head;
+            c.received += 1;
+            batch.taken = true;
+            got += 1;
+            read(payload).map_err(GetFailure::Decode)?;
+            if got == max {
+                return Ok(got);
+            }
+        }
+    }
+}
+
+/// Publishes a batch's consumer indices once, when dropped (even if decoding panics).
+struct BatchAdvance<'a, T> {
+    consumer: &'a mut Consumer<T>,
+    taken: bool,
+}
+
+impl<T> Drop for BatchAdvance<'_, T> {
+    fn drop(&mut self) {
+        if !self.taken {
+            return;
+        }
+        let c = &*self.consumer;
+        let h = c.inner.header();
+        h.received.store(c.received, Ordering::Relaxed);
+        // [space] Release: pairs with the producer's Acquire load of `head`.
+        h.head.store(c.head, Ordering::Release);
+        c.inner.space().notify();
+    }
+}
+
+mod batch;
+mod raw;
