@@ -8,7 +8,8 @@
 //! |---|---|---|
 //! | [`segment`] | `shm-segment` | shared-memory segments, header, futex, handle transfer |
 //! | [`lock`] | `shm-lock` | `Lock`, `RLock`, `Semaphore`, `Event`, `Condition`, `Barrier`, `Value`, `Array` |
-//! | [`queue`] | `shm-queue` | `Queue` (MPMC) and `SpscQueue` in shared memory |
+//! | [`queue`] | `shm-queue` | `Queue`, `SpscQueue`, `SimpleQueue`, `JoinableQueue`, `Pipe` |
+//! | [`manager`] | `shm-manager` | `Manager` with `SharedDict`, `SharedList`, `SharedValue`, `Namespace` |
 //! | [`process`] | `shm-process` | `Process`, `Pool`, `current_process`, `cpu_count` |
 //!
 //! A program that starts processes calls [`init`] first in `main`: a spawned child is the
@@ -46,6 +47,7 @@
 )]
 
 pub use shm_lock as lock;
+pub use shm_manager as manager;
 pub use shm_process as process;
 pub use shm_queue as queue;
 pub use shm_segment as segment;
@@ -53,9 +55,10 @@ pub use shm_segment as segment;
 pub use shm_lock::{
     Array, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, Value,
 };
+pub use shm_manager::{Manager, Namespace, SharedDict, SharedList, SharedValue};
 pub use shm_process::{
     AsyncResult, Pool, PoolError, Process, ProcessError, ProcessInfo, active_children, cpu_count,
     current_process, init, init_before_main, parent_process,
 };
-pub use shm_queue::{Queue, SpscQueue};
+pub use shm_queue::{Connection, JoinableQueue, Pipe, Queue, SimpleQueue, SpscQueue};
 pub use shm_segment::{ObjectKind, ProcessId, Segment, SegmentOptions};

@@ -135,3 +135,11 @@ fn pipeline() {
         lines[3]
     );
 }
+
+#[test]
+fn manager_list() {
+    assert_eq!(
+        run("manager_list", &[]),
+        ["[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]", "[4, 9, 16]"]
+    );
+}

@@ -456,3 +456,40 @@ pub fn byte_stream(count: u64, pipe: bool) -> f64 {
     assert_eq!(sum, count * (count - 1) / 2);
     per_second(elapsed, count)
 }
+
+// --- shared containers --------------------------------------------------------------------
+
+const DICT_KEYS: u64 = 1024;
+
+/// `SharedDict<u64, u64>` get and insert over 1,024 keys, in ns per operation.
+pub fn shared_dict(ops: u64) -> (f64, f64) {
+    let manager = multiproc::Manager::new().expect("manager");
+    let dict = manager.dict::<u64, u64>("bench").expect("dict");
+    for k in 0..DICT_KEYS {
+        dict.insert(&k, &k).expect("insert");
+    }
+    let started = Instant::now();
+    for i in 0..ops {
+        std::hint::black_box(dict.get(&(i % DICT_KEYS)).expect("get"));
+    }
+    let get = per_op_ns(started.elapsed(), ops);
+    let started = Instant::now();
+    for i in 0..ops {
+        dict.insert(&(i % DICT_KEYS), &i).expect("insert");
+    }
+    (get, per_op_ns(started.elapsed(), ops))
+}
+
+/// `std::sync::Mutex<HashMap<u64, u64>>` get over 1,024 keys, in-process, in ns.
+pub fn mutex_hashmap_get(ops: u64) -> f64 {
+    let map = std::sync::Mutex::new(
+        (0..DICT_KEYS)
+            .map(|k| (k, k))
+            .collect::<std::collections::HashMap<_, _>>(),
+    );
+    let started = Instant::now();
+    for i in 0..ops {
+        std::hint::black_box(map.lock().expect("lock").get(&(i % DICT_KEYS)).copied());
+    }
+    per_op_ns(started.elapsed(), ops)
+}

@@ -92,6 +92,15 @@ fn cases(k: f64) -> Vec<Case> {
             Box::new(move || cases::lock_acquire_release(n(2e6))),
         ),
         case("value", Box::new(move || cases::value_increment(n(5e6)))),
+        case("dict_get", Box::new(move || cases::shared_dict(n(2e5)).0)),
+        case(
+            "dict_insert",
+            Box::new(move || cases::shared_dict(n(2e5)).1),
+        ),
+        case(
+            "mutex_hashmap_get",
+            Box::new(move || cases::mutex_hashmap_get(n(2e6))),
+        ),
         case("spawn", Box::new(move || cases::spawn_join(n(40.0)))),
         case("pool_map", Box::new(move || cases::pool_map(n(100.0)))),
     ]
@@ -290,6 +299,32 @@ pub fn run(quick: bool, json: bool, scale: Option<f64>) -> ExitCode {
         m["value"],
         "Python mp.Value += 1 under get_lock()",
         py_("value_ns"),
+        Lower,
+    );
+    let per_op = |key: &str| py_(key).map(|per_second| 1e9 / per_second);
+    let (dict_get, dict_insert) = (m["dict_get"], m["dict_insert"]);
+    row(
+        "SharedDict<u64, u64> get",
+        "ns",
+        dict_get,
+        "Python Manager().dict() get",
+        per_op("dict_get_per_s"),
+        Lower,
+    );
+    row(
+        "SharedDict<u64, u64> insert",
+        "ns",
+        dict_insert,
+        "Python Manager().dict() set",
+        per_op("dict_insert_per_s"),
+        Lower,
+    );
+    row(
+        "SharedDict<u64, u64> get",
+        "ns",
+        dict_get,
+        "std Mutex<HashMap>, in-process",
+        g("mutex_hashmap_get"),
         Lower,
     );
     row(
