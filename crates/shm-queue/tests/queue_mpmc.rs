@@ -42,7 +42,7 @@ fn consume(q: &Queue<Message>) -> Tally {
 
 fn run(name: &str, producers: u32, consumers: u32) {
     let _watchdog = Watchdog::new(WATCHDOG);
-    let per_producer = (iterations(100_000) / producers as usize) as u64;
+    let per_producer = (iterations(1_000_000) / producers as usize) as u64;
     let q = Queue::<Message>::builder()
         .capacity(64)
         .max_message_size(32)
@@ -120,6 +120,31 @@ fn two_producers_one_consumer() {
 #[test]
 fn two_producers_two_consumers() {
     run(&test_name!(), 2, 2);
+}
+
+#[test]
+fn one_producer_four_consumers() {
+    run(&test_name!(), 1, 4);
+}
+
+#[test]
+fn four_producers_one_consumer() {
+    run(&test_name!(), 4, 1);
+}
+
+#[test]
+fn two_producers_four_consumers() {
+    run(&test_name!(), 2, 4);
+}
+
+#[test]
+fn four_producers_two_consumers() {
+    run(&test_name!(), 4, 2);
+}
+
+#[test]
+fn four_producers_four_consumers() {
+    run(&test_name!(), 4, 4);
 }
 
 #[test]

@@ -18,14 +18,12 @@ fn progress_before_kill(round: usize) -> u64 {
     (round as u64 * 7919 + 13) % 40 + 1
 }
 
-fn spawn_victims(name: &str, rounds: usize, token: &str, body: fn()) -> Vec<ChildHandle> {
-    (0..rounds)
-        .map(|round| {
-            child_builder(name, &format!("victim-{round}"))
-                .env(QUEUE_ENV, token)
-                .spawn(body)
-        })
-        .collect()
+/// A new victim process for one round. Every round's victim plays the same role: in the
+/// child, the test body reaches this call first and runs `body` there.
+fn spawn_victim(name: &str, token: &str, body: fn()) -> ChildHandle {
+    child_builder(name, "victim")
+        .env(QUEUE_ENV, token)
+        .spawn(body)
 }
 
 #[test]
@@ -36,15 +34,15 @@ fn producers_killed_at_random_points() {
         .max_message_size(32)
         .create_anonymous()
         .unwrap();
-    let rounds = iterations(20);
-    let mut victims = spawn_victims(&test_name!(), rounds, &share(&q), || {
-        let q: Queue<(u32, u64)> = from_env(QUEUE_ENV);
-        let id: u32 = wait_parent_line().parse().unwrap();
-        for seq in 0.. {
-            q.put((id, seq)).unwrap();
-        }
-    });
-    for (round, victim) in victims.iter_mut().enumerate() {
+    let (name, token) = (test_name!(), share(&q));
+    for round in 0..iterations(500) {
+        let mut victim = spawn_victim(&name, &token, || {
+            let q: Queue<(u32, u64)> = from_env(QUEUE_ENV);
+            let id: u32 = wait_parent_line().parse().unwrap();
+            for seq in 0.. {
+                q.put((id, seq)).unwrap();
+            }
+        });
         let id = round as u32;
         victim.send_line(&id.to_string()).unwrap();
         let kill_after = progress_before_kill(round);
@@ -80,16 +78,16 @@ fn consumers_killed_at_random_points() {
         .max_message_size(16)
         .create_anonymous()
         .unwrap();
-    let rounds = iterations(20);
-    let mut victims = spawn_victims(&test_name!(), rounds, &share(&q), || {
-        let q: Queue<u64> = from_env(QUEUE_ENV);
-        assert_eq!(wait_parent_line(), "go");
-        loop {
-            let _ = q.get().unwrap();
-        }
-    });
+    let (name, token) = (test_name!(), share(&q));
     let mut next = 0_u64;
-    for (round, victim) in victims.iter_mut().enumerate() {
+    for round in 0..iterations(500) {
+        let mut victim = spawn_victim(&name, &token, || {
+            let q: Queue<u64> = from_env(QUEUE_ENV);
+            assert_eq!(wait_parent_line(), "go");
+            loop {
+                let _ = q.get().unwrap();
+            }
+        });
         victim.send_line("go").unwrap();
         // The victim consumes while we produce; kill it at an arbitrary moment.
         for _ in 0..progress_before_kill(round) + 8 {
