@@ -12,6 +12,9 @@
 //! | [`SharedValue<T>`] | `manager.Value()` | one value of any serde type |
 //! | [`Namespace`] | `manager.Namespace()` | string-keyed attributes of any serde type |
 //!
+//! [`inspect`] summarises a manager (containers, lengths, bytes) without waiting for its
+//! lock, for tools such as `multiproc inspect`.
+//!
 //! Keys and values are any `Serialize + DeserializeOwned` type, stored postcard-encoded.
 //! Proxies are `Clone + Send + Sync` and serde, so they pass to child processes and
 //! through queues. Containers grow with the segment ([`shm_segment::Segment::grow`]) until
@@ -55,6 +58,7 @@
 mod dict;
 mod error;
 mod handle;
+pub mod inspect;
 mod layout;
 mod list;
 mod manager;

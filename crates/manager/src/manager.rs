@@ -53,7 +53,7 @@ pub const DEFAULT_MAX_BYTES: usize = 256 << 30;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Manager {
-    store: Arc<Store>,
+    pub(crate) store: Arc<Store>,
 }
 
 /// Options for creating a [`Manager`].

@@ -29,7 +29,7 @@ use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use shm_lock::{AcquireError, LockGuard, RawLock};
+use shm_lock::{AcquireError, LockGuard, RawLock, TryAcquireError};
 use shm_segment::{Segment, fault};
 
 use crate::error::Error;
@@ -278,7 +278,7 @@ impl Store {
         unsafe { copy_bytes(bytes.as_ptr(), p, bytes.len()) };
     }
 
-    fn raw_lock(&self) -> &RawLock {
+    pub(crate) fn raw_lock(&self) -> &RawLock {
         // SAFETY: the lock was initialised by `Store::init` before the segment was marked
         // ready, lies inside the data area (attach checked HEAP_START bytes) and lives as
         // long as the mapping, i.e. `self`.
@@ -307,6 +307,29 @@ impl Store {
             self.recover()?;
         }
         Ok(guard)
+    }
+
+    /// As [`lock`](Self::lock), but `Ok(None)` at once instead of waiting while another
+    /// thread holds the lock (for `inspect`, which must never block).
+    pub(crate) fn try_lock(&self) -> Result<Option<LockGuard<'_>>, Error> {
+        let guard = match self.raw_lock().try_acquire() {
+            Ok(guard) => guard,
+            Err(TryAcquireError::WouldBlock) => return Ok(None),
+            Err(TryAcquireError::OwnerDied(guard)) => {
+                self.refresh()?;
+                self.recover()?;
+                guard.mark_consistent();
+                guard
+            }
+            Err(TryAcquireError::NotRecoverable) => return Err(Error::NotRecoverable),
+            Err(TryAcquireError::WouldDeadlock) => return Err(Error::WouldDeadlock),
+        };
+        self.refresh()?;
+        // [journal] Acquire: pairs with the Release publication in `Txn::commit`.
+        if self.word(OFF_JOURNAL).load(Ordering::Acquire) != 0 {
+            self.recover()?;
+        }
+        Ok(Some(guard))
     }
 
     /// Replays the committed journal, if any (lock held).

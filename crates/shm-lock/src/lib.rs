@@ -31,6 +31,8 @@
 //!   [`AcquireTimeoutError`], [`ReleaseError`], [`SemaphoreReleaseError`], [`WouldBlock`],
 //!   [`Timeout`], [`BrokenBarrier`], [`BarrierError`]); creating and opening return
 //!   [`shm_segment::CreateError`] / [`shm_segment::OpenError`].
+//! * [`inspect`] reads any of these segments without taking its lock (holder pid and
+//!   liveness, count, permits, flag, parties), for tools such as `multiproc inspect`.
 //!
 //! # Process death
 //!
@@ -70,6 +72,8 @@ mod value;
 pub mod barrier;
 pub mod condition;
 pub mod event;
+#[cfg(not(loom))]
+pub mod inspect;
 pub mod layout;
 pub mod semaphore;
 

@@ -30,6 +30,8 @@
 //!   (the number put and the rest of the batch), [`TaskDoneError`], [`JoinError`], [`JoinTimeoutError`],
 //!   [`SendError`], [`RecvError`], [`RecvTimeoutError`], [`CreateError`], [`OpenError`],
 //!   [`AttachError`].
+//! - [`inspect`]: a read-only snapshot of a queue or pipe segment (depth, capacity,
+//!   waiters, closed flag, owners) that never blocks, for tools such as `multiproc inspect`.
 //! - `layout`: the shared-memory structures (`#[repr(C)]`, versioned, checked at compile
 //!   time).
 //! - Under `--cfg loom`, every atomic comes from loom and a hidden `loom_model` runs the
@@ -173,6 +175,8 @@ mod sync;
 mod sys;
 mod wait;
 
+#[cfg(not(loom))]
+pub mod inspect;
 pub mod layout;
 
 pub use error::{

@@ -3,11 +3,13 @@
 //! ```text
 //! multiproc bench [--quick] [--json]      the side-by-side comparison with the references
 //! multiproc ls [--json]                   named segments: kind, size, creator, state, attached
+//! multiproc inspect NAME [--json]         one object's state by kind (depth, holder, ...)
 //! multiproc rm NAME...                    remove named segments
 //! multiproc gc [--dry-run] [--prefix P]   remove the segments nobody holds any more
 //! ```
 
 mod bench;
+mod inspect;
 
 use std::process::ExitCode;
 
@@ -46,6 +48,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show one named object's state by kind: a queue's depth and waiters, a lock's holder,
+    /// a manager's containers, ...
+    Inspect {
+        /// The segment name, as `ls` shows it.
+        name: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove named segments (processes that have them open keep using them).
     Rm {
         /// Segment names, as `ls` shows them (without the `multiproc.` prefix).
@@ -72,6 +83,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Bench { quick, json, scale } => bench::run(quick, json, scale),
         Command::Ls { json } => ls(json),
+        Command::Inspect { name, json } => inspect::run(&name, json),
         Command::Rm { names } => rm(&names),
         Command::Gc {
             dry_run,
@@ -157,7 +169,7 @@ fn row(info: &SegmentInfo) -> [String; 6] {
     ]
 }
 
-fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -222,7 +234,7 @@ fn gc(dry_run: bool, json: bool, prefix: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn fail(message: &str) -> ExitCode {
+pub(crate) fn fail(message: &str) -> ExitCode {
     eprintln!("multiproc: {message}");
     ExitCode::FAILURE
 }
