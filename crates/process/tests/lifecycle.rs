@@ -324,6 +324,8 @@ fn active_children_lists_running_ones_and_reaps_finished_ones() {
 }
 
 fn in_forked_child() -> (u32, String) {
+    // The parent's cached identity must not survive the fork.
+    assert_eq!(shm_segment::ProcessId::current().pid, std::process::id());
     (std::process::id(), current_process().name)
 }
 

@@ -1194,12 +1194,17 @@ impl<T> Producer<T> {
                 Attempt::Done(r) => Some(r),
                 Attempt::Blocked { .. } => None,
             },
-            Until::Deadline(deadline) => {
-                let inner = Arc::clone(&self.inner);
-                inner
-                    .space()
-                    .block_on(self.spin, deadline, |check| self.try_room(record, check))
-            }
+            // The common case first: room now, without cloning the `Arc` (two atomic
+            // read-modify-writes) that blocking needs.
+            Until::Deadline(deadline) => match self.try_room(record, false) {
+                Attempt::Done(r) => Some(r),
+                Attempt::Blocked { .. } => {
+                    let inner = Arc::clone(&self.inner);
+                    inner
+                        .space()
+                        .block_on(self.spin, deadline, |check| self.try_room(record, check))
+                }
+            },
         };
         match room {
             None => Err(PutFailure::Full),
@@ -1632,20 +1637,24 @@ impl<T> Consumer<T> {
                 Attempt::Done(r) => Some(r),
                 Attempt::Blocked { .. } => None,
             },
-            Until::Deadline(deadline) => {
-                let inner = Arc::clone(&self.inner);
-                inner
-                    .data()
-                    .block_on(self.spin, deadline, |check| self.try_ready(check))
-                    .or_else(|| {
-                        // A deadline that passed before the first sleep skipped the
-                        // costly checks: make them once before reporting a time-out.
-                        match self.try_ready(true) {
-                            Attempt::Done(r) => Some(r),
-                            Attempt::Blocked { .. } => None,
-                        }
-                    })
-            }
+            // The common case first: a record is ready, no `Arc` clone needed.
+            Until::Deadline(deadline) => match self.try_ready(false) {
+                Attempt::Done(r) => Some(r),
+                Attempt::Blocked { .. } => {
+                    let inner = Arc::clone(&self.inner);
+                    inner
+                        .data()
+                        .block_on(self.spin, deadline, |check| self.try_ready(check))
+                        .or_else(|| {
+                            // A deadline that passed before the first sleep skipped the
+                            // costly checks: make them once before reporting a time-out.
+                            match self.try_ready(true) {
+                                Attempt::Done(r) => Some(r),
+                                Attempt::Blocked { .. } => None,
+                            }
+                        })
+                }
+            },
         };
         match ready {
             None => Ok(false),

@@ -56,28 +56,33 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
     Some(ProcStat { state, start_time })
 }
 
-// The current process's identity, cached with the pid it belongs to (a fork changes it).
+// The current process's identity, cached. A forked child must not keep its parent's: an
+// `atfork` handler clears the cache in the child, so the hot path (queues record who
+// claims a slot on every operation) makes no system call.
 static CURRENT: AtomicU64 = AtomicU64::new(0);
 static CURRENT_PID: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forget_current_in_child() {
+    CURRENT_PID.store(0, Ordering::Release);
+}
 
 impl ProcessId {
     /// The calling process.
     ///
-    /// # Examples
-    ///
-    /// ```
-    /// let me = shm_segment::ProcessId::current();
-    /// assert_eq!(me.pid, std::process::id());
-    /// assert_ne!(me.start_time, 0);
-    /// ```
+    /// Cached after the first call and invalidated in a child made by `fork(3)` (a
+    /// `pthread_atfork` handler); a child made by a raw `clone` system call that skips the
+    /// C library must not rely on it.
     pub fn current() -> Self {
-        let pid = sys::getpid();
-        if CURRENT_PID.load(Ordering::Acquire) == u64::from(pid) {
+        let cached = CURRENT_PID.load(Ordering::Acquire);
+        if cached != 0 {
             return ProcessId {
-                pid,
+                pid: cached as u32,
                 start_time: CURRENT.load(Ordering::Relaxed),
             };
         }
+        static REGISTER: std::sync::Once = std::sync::Once::new();
+        REGISTER.call_once(sys::on_fork_in_child(forget_current_in_child));
+        let pid = sys::getpid();
         let start_time = proc_stat(pid).ok().flatten().map_or(0, |s| s.start_time);
         // Cache only a real answer; 0 ("unknown") is asked again next time.
         if start_time != 0 {

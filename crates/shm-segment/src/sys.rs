@@ -262,6 +262,18 @@ pub(crate) unsafe fn unmap(at: NonNull<u8>, len: usize) -> io::Result<()> {
     unsafe { rustix::mm::munmap(at.as_ptr().cast(), len).map_err(Into::into) }
 }
 
+/// Returns a closure that registers `handler` to run in the child after every `fork(3)`.
+pub(crate) fn on_fork_in_child(handler: extern "C" fn()) -> impl FnOnce() {
+    move || {
+        // SAFETY: registers a handler that only stores to an atomic (async-signal-safe, as
+        // code running in a freshly forked child must be); registration has no other
+        // precondition. A failure (ENOMEM) leaves the cache unprotected across a fork, so
+        // treat it as fatal rather than silently wrong.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(handler)) };
+        assert_eq!(rc, 0, "pthread_atfork failed");
+    }
+}
+
 /// The calling process's id.
 pub(crate) fn getpid() -> u32 {
     rustix::process::getpid()
