@@ -274,70 +274,71 @@ fn queue_echo_peer((ping, pong, rounds): (Queue<u64>, Queue<u64>, u64)) {
     }
 }
 
-/// Round trip through two `Queue`s whose waiters sleep at once (no spinning): the blocking
-/// wake-up path, in ns.
+/// Wake-up of a sleeping consumer: the peer sleeps in `get` on a `Queue` (spin limit 0);
+/// once it is registered as asleep, the parent puts and times until the peer's answer
+/// comes back on a second queue (which the parent polls). In ns per round trip.
 pub fn queue_wake_round_trip(rounds: u64) -> f64 {
-    let make = || {
+    let make = |spin| {
         Queue::<u64>::builder()
             .capacity(64)
             .max_message_size(16)
-            .spin_limit(0)
+            .spin_limit(spin)
             .create_anonymous()
             .expect("queue")
     };
-    let (ping, pong) = (make(), make());
-    let warm = 100;
-    let mut peer = Process::spawn(queue_echo_peer, (ping.clone(), pong.clone(), rounds + warm))
-        .expect("spawn");
-    let mut started = Instant::now();
-    for i in 0..rounds + warm {
-        if i == warm {
-            started = Instant::now();
+    let (ping, pong) = (make(0), make(u32::MAX));
+    let mut peer =
+        Process::spawn(queue_echo_peer, (ping.clone(), pong.clone(), rounds)).expect("spawn");
+    let mut total = Duration::ZERO;
+    for i in 0..rounds {
+        while ping.waiting().getters == 0 {
+            std::thread::yield_now();
         }
+        let started = Instant::now();
         ping.put(i).expect("put");
         pong.get().expect("get");
+        total += started.elapsed();
     }
-    let elapsed = started.elapsed();
     peer.join().expect("peer");
-    per_op_ns(elapsed, rounds)
+    per_op_ns(total, rounds)
 }
+
+const ASLEEP: usize = 2;
 
 fn futex_peer((seg, rounds): (Segment, u64)) {
     // SAFETY: 4 bytes at an 8-aligned offset of the control segment, only used atomically.
     let w =
         unsafe { std::sync::atomic::AtomicU32::from_ptr(seg.data().as_ptr().add(PING * 8).cast()) };
-    word(&seg, READY).store(1, Ordering::Release);
     for i in 0..rounds as u32 {
+        word(&seg, ASLEEP).store(1, Ordering::Release);
         multiproc::segment::futex::wait_until(w, |v| v == 2 * i + 1, None).expect("no deadline");
-        w.store(2 * i + 2, Ordering::Release);
-        multiproc::segment::futex::wake(w, 1);
+        word(&seg, ASLEEP).store(0, Ordering::Release);
+        word(&seg, DONE).store(u64::from(i) + 1, Ordering::Release);
     }
 }
 
-/// Round trip of a raw futex wake between two processes, in ns (the floor for blocking).
+/// The same wake-up with a raw futex: the peer announces it is going to sleep, sleeps on a
+/// futex word, and answers with a store the parent polls. In ns per round trip.
 pub fn futex_round_trip(rounds: u64) -> f64 {
     let seg = control();
     let handle = SegmentOptions::any()
         .open_fd(seg.fd().try_clone_to_owned().expect("dup"))
         .expect("reopen");
-    let warm = 100;
-    let mut peer = Process::spawn(futex_peer, (handle, rounds + warm)).expect("spawn");
-    wait_for_yielding(word(&seg, READY), 1);
+    let mut peer = Process::spawn(futex_peer, (handle, rounds)).expect("spawn");
     // SAFETY: as in `futex_peer`.
     let w =
         unsafe { std::sync::atomic::AtomicU32::from_ptr(seg.data().as_ptr().add(PING * 8).cast()) };
-    let mut started = Instant::now();
-    for i in 0..(rounds + warm) as u32 {
-        if u64::from(i) == warm {
-            started = Instant::now();
-        }
+    let mut total = Duration::ZERO;
+    for i in 0..rounds as u32 {
+        wait_for_yielding(word(&seg, ASLEEP), 1);
+        let started = Instant::now();
         w.store(2 * i + 1, Ordering::Release);
         multiproc::segment::futex::wake(w, 1);
-        multiproc::segment::futex::wait_until(w, |v| v == 2 * i + 2, None).expect("no deadline");
+        wait_for(word(&seg, DONE), u64::from(i) + 1);
+        total += started.elapsed();
     }
-    let elapsed = started.elapsed();
     peer.join().expect("peer");
-    per_op_ns(elapsed, rounds)
+    per_op_ns(total, rounds)
 }
 
 // --- locks, values, processes -------------------------------------------------------------

@@ -278,10 +278,10 @@ pub fn run(quick: bool, json: bool, scale: Option<f64>) -> ExitCode {
         Lower,
     );
     row(
-        "blocking wake-up round trip, Queue",
+        "wake a consumer asleep in Queue::get",
         "ns",
         m["queue_wake"],
-        "raw futex round trip",
+        "wake a process asleep on a raw futex",
         g("futex_rtt"),
         Lower,
     );
