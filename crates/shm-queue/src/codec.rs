@@ -2,8 +2,10 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use zerocopy::FromBytes;
 
 use crate::error::CodecError;
+use crate::layout::{CODEC_PLAIN, CODEC_POSTCARD};
 
 /// The postcard-encoded size of `value`, found without writing it anywhere.
 pub(crate) fn encoded_size<T: Serialize>(value: &T) -> Result<usize, CodecError> {
@@ -58,4 +60,45 @@ pub(crate) fn encode_into_slice<T: Serialize>(
 /// Decodes a `T` from exactly `src`.
 pub(crate) fn decode_from_slice<T: DeserializeOwned>(src: &[u8]) -> Result<T, CodecError> {
     postcard::from_bytes(src).map_err(|e| CodecError::postcard(&e))
+}
+
+/// A writer that copies `bytes` into a message's payload (raw bytes and plain data).
+pub(crate) fn copy_into(bytes: &[u8]) -> impl FnOnce(&mut [u8]) -> Result<(), CodecError> + '_ {
+    move |dst| {
+        dst.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Decodes a postcard message; a plain-data message (`codec` [`CODEC_PLAIN`]) is refused,
+/// not misread. The typed `get` paths.
+pub(crate) fn read_postcard<T: DeserializeOwned>(
+    bytes: &[u8],
+    codec: u32,
+) -> Result<T, CodecError> {
+    match codec {
+        CODEC_POSTCARD => decode_from_slice(bytes),
+        _ => Err(CodecError::corrupt(
+            "a plain-data message: take it with get_plain",
+        )),
+    }
+}
+
+/// Reads a `T` from a message of either encoding: a plain message's own bytes are copied
+/// out, a postcard message is decoded. The `get_plain` paths.
+pub(crate) fn read_plain<T: FromBytes + DeserializeOwned>(
+    bytes: &[u8],
+    codec: u32,
+) -> Result<T, CodecError> {
+    match codec {
+        CODEC_PLAIN => T::read_from_bytes(bytes).map_err(|_| {
+            CodecError::corrupt(&format!(
+                "a plain message of {} bytes for a type of {}",
+                bytes.len(),
+                std::mem::size_of::<T>()
+            ))
+        }),
+        CODEC_POSTCARD => decode_from_slice(bytes),
+        other => Err(CodecError::corrupt(&format!("codec {other}"))),
+    }
 }

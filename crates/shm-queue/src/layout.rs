@@ -310,6 +310,9 @@ pub const RECORD_HEADER_LEN: usize = 8;
 pub const RECORD_MESSAGE: u32 = 0;
 /// Record kind: wrap marker; the next record starts at ring offset 0.
 pub const RECORD_WRAP: u32 = 1;
+/// Record kind: a plain-data message (a value's own bytes, written by `put_plain`), which
+/// the typed `get` refuses instead of misreading, as a [`CODEC_PLAIN`] slot.
+pub const RECORD_PLAIN: u32 = 2;
 /// Alignment of SPSC records (and so of their headers) in the ring.
 pub const RECORD_ALIGN: usize = 8;
 

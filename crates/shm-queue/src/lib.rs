@@ -21,9 +21,10 @@
 //!   message's bytes in place (no copy) and frees the slot when the closure returns, on
 //!   [`Queue`], [`Producer`] and [`Consumer`].
 //! - Plain data: `put_plain` / `get_plain` (with `try_` / `_timeout` forms) on a [`Queue`]
-//!   of a `zerocopy` `IntoBytes` / `FromBytes` type move the value's own bytes, with no
-//!   serialisation; each slot records its encoding, so the typed paths report a plain
-//!   message as a `Decode` error instead of misreading it.
+//!   or a [`Producer`] / [`Consumer`] of a `zerocopy` `IntoBytes` / `FromBytes` type move
+//!   the value's own bytes, with no serialisation; each slot (or SPSC record kind) records
+//!   its encoding, so the typed paths report a plain message as a `Decode` error instead
+//!   of misreading it.
 //! - Errors, one per operation, that hand back the undelivered value: [`PutError`],
 //!   [`TryPutError`], [`PutTimeoutError`], [`GetError`], [`TryGetError`],
 //!   [`GetTimeoutError`], [`PutManyError`], [`TryPutManyError`], [`PutManyTimeoutError`]
@@ -36,6 +37,8 @@
 //!   time).
 //! - Under `--cfg loom`, every atomic comes from loom and a hidden `loom_model` runs the
 //!   `Queue` slot protocol on a heap-backed ring, model-checked by `tests/loom_ring.rs`.
+//!   A hidden `spsc_loom_model` likewise runs the `SpscQueue` record protocol, with every
+//!   ring access checked by loom's race detector, for `tests/loom_spsc.rs`.
 //!
 //! Python's operations with Rust's names: `put`, `put_timeout`, `try_put`, `get`,
 //! `get_timeout`, `try_get`, `len`, `is_empty`, `is_full`, `capacity`, `close`. Values are
@@ -194,3 +197,6 @@ pub use wait::DEFAULT_SPIN_LIMIT;
 #[cfg(loom)]
 #[doc(hidden)]
 pub use queue::loom_model;
+#[cfg(loom)]
+#[doc(hidden)]
+pub use spsc::loom_model as spsc_loom_model;

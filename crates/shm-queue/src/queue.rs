@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shm_segment::transfer::SegmentToken;
 use shm_segment::{ObjectKind, Segment, SegmentOptions, TypeFingerprint, fault};
 
-use crate::codec::{decode_from_slice, encode_into_slice, encoded_size};
+use crate::codec::{encode_into_slice, encoded_size, read_postcard};
 use crate::error::{
     CodecError, CreateError, GetError, GetTimeoutError, OpenError, PutError, PutTimeoutError,
     TryGetError, TryPutError,
@@ -912,13 +912,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     fn get_until(&self, until: Until) -> Result<T, GetFailure> {
-        self.get_record(until, |bytes, codec| match codec {
-            CODEC_POSTCARD => decode_from_slice(bytes),
-            _ => Err(CodecError::corrupt(
-                "a plain-data message: take it with get_plain",
-            )),
-        })?
-        .map_err(GetFailure::Decode)
+        self.get_record(until, read_postcard::<T>)?
+            .map_err(GetFailure::Decode)
     }
 
     /// Claims the next message and hands its payload and codec to `read`; the slot is

@@ -12,14 +12,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shm_segment::transfer::SegmentToken;
 use shm_segment::{ObjectKind, Segment, SegmentOptions, TypeFingerprint, fault};
 
-use crate::codec::{decode_from_slice, encode_into_slice, encoded_size};
+use crate::codec::{encode_into_slice, encoded_size, read_postcard};
 use crate::error::{
     AttachError, CodecError, CreateError, GetError, GetTimeoutError, OpenError, PutError,
     PutTimeoutError, Side, TryGetError, TryPutError,
 };
 use crate::layout::{
-    LAYOUT_VERSION, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_MESSAGE, RECORD_WRAP, SPSC_MAGIC,
-    SpscHeader,
+    CODEC_PLAIN, CODEC_POSTCARD, LAYOUT_VERSION, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_MESSAGE,
+    RECORD_PLAIN, RECORD_WRAP, SPSC_MAGIC, SpscHeader,
 };
 use crate::queue::Waiting;
 use crate::sync::{AtomicU64, Ordering};
@@ -290,6 +290,10 @@ pub(crate) struct SpscInner {
     segment: Arc<Segment>,
     header: NonNull<SpscHeader>,
     config: SpscConfig,
+    /// Under loom, one cell per `RECORD_ALIGN` ring bytes, so that loom's race detector
+    /// checks every access to ring bytes (see [`track`](Self::track)).
+    #[cfg(loom)]
+    cells: Box<[loom::cell::UnsafeCell<()>]>,
 }
 
 // SAFETY: `header` points into the mapping that `segment` keeps alive and never moves; the
@@ -311,6 +315,8 @@ impl SpscInner {
             segment,
             header,
             config,
+            #[cfg(loom)]
+            cells: loom_cells(config.ring),
         }
     }
 
@@ -400,6 +406,23 @@ impl SpscInner {
         // SAFETY: the ring of `config.ring` bytes follows the header inside the mapping
         // (validated), and offset < ring.
         unsafe { self.header.as_ptr().cast::<u8>().add(HEADER_LEN + offset) }
+    }
+
+    /// Records an access to ring bytes `offset..offset + len` for loom's race detector,
+    /// which then fails a model where a read and a write of the same bytes are not ordered
+    /// by the index protocol. Nothing outside loom.
+    #[inline]
+    fn track(&self, offset: usize, len: usize, write: bool) {
+        #[cfg(loom)]
+        for cell in &self.cells[offset / RECORD_ALIGN..(offset + len).div_ceil(RECORD_ALIGN)] {
+            if write {
+                cell.with_mut(|_| ());
+            } else {
+                cell.with(|_| ());
+            }
+        }
+        #[cfg(not(loom))]
+        let _ = (offset, len, write);
     }
 
     fn data(&self) -> Event<'_> {
@@ -609,6 +632,8 @@ impl<T: Serialize + DeserializeOwned> SpscQueue<T> {
                 segment: Arc::new(segment),
                 header,
                 config,
+                #[cfg(loom)]
+                cells: loom_cells(config.ring),
             }),
             spin,
             _type: PhantomData,
@@ -886,6 +911,65 @@ pub(crate) enum GetFailure {
     Decode(CodecError),
 }
 
+impl PutFailure {
+    /// As a blocking put reports it, handing `value` back.
+    fn into_put_error<T>(self, value: T) -> PutError<T> {
+        match self {
+            PutFailure::Closed | PutFailure::Full | PutFailure::PeerDied => PutError::Closed(value),
+            PutFailure::TooLarge { size, max } => PutError::TooLarge { value, size, max },
+            PutFailure::Encode(error) => PutError::Encode { value, error },
+        }
+    }
+
+    /// As a put with a time-out reports it.
+    fn into_put_timeout_error<T>(self, value: T) -> PutTimeoutError<T> {
+        match self {
+            PutFailure::Full => PutTimeoutError::Timeout(value),
+            PutFailure::Closed | PutFailure::PeerDied => PutTimeoutError::Closed(value),
+            PutFailure::TooLarge { size, max } => PutTimeoutError::TooLarge { value, size, max },
+            PutFailure::Encode(error) => PutTimeoutError::Encode { value, error },
+        }
+    }
+
+    /// As a non-blocking put reports it.
+    fn into_try_put_error<T>(self, value: T) -> TryPutError<T> {
+        match self {
+            PutFailure::Full => TryPutError::Full(value),
+            PutFailure::Closed | PutFailure::PeerDied => TryPutError::Closed(value),
+            PutFailure::TooLarge { size, max } => TryPutError::TooLarge { value, size, max },
+            PutFailure::Encode(error) => TryPutError::Encode { value, error },
+        }
+    }
+}
+
+impl GetFailure {
+    /// As a blocking get reports it.
+    fn into_get_error(self) -> GetError {
+        match self {
+            GetFailure::Empty | GetFailure::Closed | GetFailure::PeerDied => GetError::Closed,
+            GetFailure::Decode(e) => GetError::Decode(e),
+        }
+    }
+
+    /// As a get with a time-out reports it.
+    fn into_get_timeout_error(self) -> GetTimeoutError {
+        match self {
+            GetFailure::Empty => GetTimeoutError::Timeout,
+            GetFailure::Closed | GetFailure::PeerDied => GetTimeoutError::Closed,
+            GetFailure::Decode(e) => GetTimeoutError::Decode(e),
+        }
+    }
+
+    /// As a non-blocking get reports it.
+    fn into_try_get_error(self) -> TryGetError {
+        match self {
+            GetFailure::Empty => TryGetError::Empty,
+            GetFailure::Closed | GetFailure::PeerDied => TryGetError::Closed,
+            GetFailure::Decode(e) => TryGetError::Decode(e),
+        }
+    }
+}
+
 /// Why a blocked half stops waiting.
 enum Stop {
     Closed,
@@ -951,13 +1035,7 @@ impl<T: Serialize + DeserializeOwned> Producer<T> {
     /// ```
     pub fn put(&mut self, value: T) -> Result<(), PutError<T>> {
         self.put_until(value, Until::Deadline(None))
-            .map_err(|(value, failure)| match failure {
-                PutFailure::Closed | PutFailure::Full | PutFailure::PeerDied => {
-                    PutError::Closed(value)
-                }
-                PutFailure::TooLarge { size, max } => PutError::TooLarge { value, size, max },
-                PutFailure::Encode(error) => PutError::Encode { value, error },
-            })
+            .map_err(|(value, failure)| failure.into_put_error(value))
     }
 
     /// Puts `value`, waiting at most `timeout` for room.
@@ -980,14 +1058,7 @@ impl<T: Serialize + DeserializeOwned> Producer<T> {
     pub fn put_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
         let deadline = sys::deadline_after(timeout);
         self.put_until(value, Until::Deadline(deadline))
-            .map_err(|(value, failure)| match failure {
-                PutFailure::Full => PutTimeoutError::Timeout(value),
-                PutFailure::Closed | PutFailure::PeerDied => PutTimeoutError::Closed(value),
-                PutFailure::TooLarge { size, max } => {
-                    PutTimeoutError::TooLarge { value, size, max }
-                }
-                PutFailure::Encode(error) => PutTimeoutError::Encode { value, error },
-            })
+            .map_err(|(value, failure)| failure.into_put_timeout_error(value))
     }
 
     /// Puts `value` if there is room now.
@@ -1008,12 +1079,7 @@ impl<T: Serialize + DeserializeOwned> Producer<T> {
     /// ```
     pub fn try_put(&mut self, value: T) -> Result<(), TryPutError<T>> {
         self.put_until(value, Until::Now)
-            .map_err(|(value, failure)| match failure {
-                PutFailure::Full => TryPutError::Full(value),
-                PutFailure::Closed | PutFailure::PeerDied => TryPutError::Closed(value),
-                PutFailure::TooLarge { size, max } => TryPutError::TooLarge { value, size, max },
-                PutFailure::Encode(error) => TryPutError::Encode { value, error },
-            })
+            .map_err(|(value, failure)| failure.into_try_put_error(value))
     }
 
     fn put_until(&mut self, value: T, until: Until) -> Result<(), (T, PutFailure)> {
@@ -1220,24 +1286,29 @@ impl<T> Producer<T> {
         &mut self,
         size: usize,
         wrap: usize,
+        kind: u32,
         write: impl FnOnce(&mut [u8]) -> Result<(), CodecError>,
     ) -> Result<(), CodecError> {
         let ring = self.inner.config.ring;
         let mut tail = self.tail;
         if wrap != 0 {
-            let at = self.inner.ring_at((tail % ring as u64) as usize);
+            let offset = (tail % ring as u64) as usize;
+            self.inner.track(offset, RECORD_HEADER_LEN, true);
+            let at = self.inner.ring_at(offset);
             // SAFETY: the `wrap` bytes from the tail are free (checked in `try_room`) and
             // only this producer writes there; record headers are 8-aligned (every record
             // length is a multiple of 8, the ring a power of two >= 8).
             unsafe { write_record_header(at, 0, RECORD_WRAP) };
             tail += wrap as u64;
         }
-        let at = self.inner.ring_at((tail % ring as u64) as usize);
+        let offset = (tail % ring as u64) as usize;
+        self.inner.track(offset, RECORD_HEADER_LEN + size, true);
+        let at = self.inner.ring_at(offset);
         // SAFETY: `record` free bytes start at `at` before the ring's end (checked in
         // `try_room`); only this producer reads or writes them until it publishes the tail,
         // so a unique slice over the payload aliases nothing.
         let payload = unsafe {
-            write_record_header(at, size as u32, RECORD_MESSAGE);
+            write_record_header(at, size as u32, kind);
             std::slice::from_raw_parts_mut(at.add(RECORD_HEADER_LEN), size)
         };
         // Nothing is published on failure: the bytes past the tail are ignored.
@@ -1265,12 +1336,24 @@ impl<T> Producer<T> {
         until: Until,
         write: impl FnOnce(&mut [u8]) -> Result<(), CodecError>,
     ) -> Result<(), PutFailure> {
+        self.put_record_kind(size, until, RECORD_MESSAGE, write)
+    }
+
+    /// [`put_record`](Self::put_record) of a record of `kind` ([`RECORD_MESSAGE`] or
+    /// [`RECORD_PLAIN`]).
+    fn put_record_kind(
+        &mut self,
+        size: usize,
+        until: Until,
+        kind: u32,
+        write: impl FnOnce(&mut [u8]) -> Result<(), CodecError>,
+    ) -> Result<(), PutFailure> {
         let max = self.inner.config.max_message;
         if size > max {
             return Err(PutFailure::TooLarge { size, max });
         }
         let wrap = self.claim_room(record_len(size), until)?;
-        self.write_unpublished(size, wrap, write)
+        self.write_unpublished(size, wrap, kind, write)
             .map_err(PutFailure::Encode)?;
         fault::point("shm_queue.spsc.put.written");
         self.publish();
@@ -1300,7 +1383,7 @@ impl<T> Producer<T> {
                 }
             };
             let written = wrap.and_then(|wrap| {
-                self.write_unpublished(size, wrap, |dst| write(index, dst))
+                self.write_unpublished(size, wrap, RECORD_MESSAGE, |dst| write(index, dst))
                     .map_err(PutFailure::Encode)
             });
             if let Err(failure) = written {
@@ -1430,10 +1513,7 @@ impl<T: Serialize + DeserializeOwned> Consumer<T> {
     /// ```
     pub fn get(&mut self) -> Result<T, GetError> {
         self.get_until(Until::Deadline(None))
-            .map_err(|failure| match failure {
-                GetFailure::Empty | GetFailure::Closed | GetFailure::PeerDied => GetError::Closed,
-                GetFailure::Decode(e) => GetError::Decode(e),
-            })
+            .map_err(GetFailure::into_get_error)
     }
 
     /// Takes the next message, waiting at most `timeout`.
@@ -1454,11 +1534,7 @@ impl<T: Serialize + DeserializeOwned> Consumer<T> {
     pub fn get_timeout(&mut self, timeout: Duration) -> Result<T, GetTimeoutError> {
         let deadline = sys::deadline_after(timeout);
         self.get_until(Until::Deadline(deadline))
-            .map_err(|failure| match failure {
-                GetFailure::Empty => GetTimeoutError::Timeout,
-                GetFailure::Closed | GetFailure::PeerDied => GetTimeoutError::Closed,
-                GetFailure::Decode(e) => GetTimeoutError::Decode(e),
-            })
+            .map_err(GetFailure::into_get_timeout_error)
     }
 
     /// Takes the next message if there is one now.
@@ -1475,15 +1551,12 @@ impl<T: Serialize + DeserializeOwned> Consumer<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_get(&mut self) -> Result<T, TryGetError> {
-        self.get_until(Until::Now).map_err(|failure| match failure {
-            GetFailure::Empty => TryGetError::Empty,
-            GetFailure::Closed | GetFailure::PeerDied => TryGetError::Closed,
-            GetFailure::Decode(e) => TryGetError::Decode(e),
-        })
+        self.get_until(Until::Now)
+            .map_err(GetFailure::into_try_get_error)
     }
 
     fn get_until(&mut self, until: Until) -> Result<T, GetFailure> {
-        self.get_record(until, |bytes| decode_from_slice(bytes))
+        self.get_record_codec(until, read_postcard)
             .and_then(|decoded| decoded.map_err(GetFailure::Decode))
     }
 
@@ -1682,10 +1755,20 @@ impl<T> Consumer<T> {
         until: Until,
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, GetFailure> {
+        self.get_record_codec(until, |bytes, _| read(bytes))
+    }
+
+    /// [`get_record`](Self::get_record), also handing `read` how the payload is encoded:
+    /// [`CODEC_POSTCARD`] or [`CODEC_PLAIN`] (a [`RECORD_PLAIN`] record).
+    fn get_record_codec<R>(
+        &mut self,
+        until: Until,
+        read: impl FnOnce(&[u8], u32) -> R,
+    ) -> Result<R, GetFailure> {
         if !self.poll_until(until)? {
             return Err(GetFailure::Empty);
         }
-        let (offset, len, new_head) = match self.locate() {
+        let (offset, len, new_head, codec) = match self.locate() {
             Ok(found) => found,
             Err(e) => {
                 self.skip_garbage();
@@ -1698,32 +1781,41 @@ impl<T> Consumer<T> {
             received: &mut self.received,
             new_head,
         };
+        self.inner.track(offset, len, false);
         // SAFETY: the record's `len` payload bytes lie inside the ring at `offset`
         // (checked by `locate`), were published by the producer (Acquire of tail) and are
         // not written again before `_advance` publishes the new head, after `read` returns.
         let payload = unsafe { std::slice::from_raw_parts(self.inner.ring_at(offset), len) };
-        Ok(read(payload))
+        Ok(read(payload, codec))
     }
 
     /// The record at our head, which must be ready (`head != cached_tail`): the ring
-    /// offset and length of its payload and the head past it; an error for garbage.
-    fn locate(&self) -> Result<(usize, usize, u64), CodecError> {
+    /// offset and length of its payload, the head past it and its codec; an error for
+    /// garbage.
+    fn locate(&self) -> Result<(usize, usize, u64, u32), CodecError> {
         let ring = self.inner.config.ring;
         let max = self.inner.config.max_message;
         let mut head = self.head;
         let mut offset = (head % ring as u64) as usize;
+        self.inner.track(offset, RECORD_HEADER_LEN, false);
         // SAFETY: head < tail (published with the Acquire of `try_ready`), so a record
         // header lies at `offset`, 8-aligned with 8 bytes to the ring's end.
         let (mut len, mut kind) = unsafe { read_record_header(self.inner.ring_at(offset)) };
         if kind == RECORD_WRAP {
             head += (ring - offset) as u64;
             offset = 0;
+            self.inner.track(0, RECORD_HEADER_LEN, false);
             // SAFETY: the producer publishes a wrap marker together with the record after
             // it, at offset 0, so the same holds there.
             (len, kind) = unsafe { read_record_header(self.inner.ring_at(0)) };
         }
         let len = len as usize;
-        if kind != RECORD_MESSAGE
+        let codec = match kind {
+            RECORD_MESSAGE => CODEC_POSTCARD,
+            RECORD_PLAIN => CODEC_PLAIN,
+            _ => u32::MAX,
+        };
+        if codec == u32::MAX
             || len > max
             || offset + record_len(len) > ring
             || head >= self.cached_tail
@@ -1736,6 +1828,7 @@ impl<T> Consumer<T> {
             offset + RECORD_HEADER_LEN,
             len,
             head + record_len(len) as u64,
+            codec,
         ))
     }
 
@@ -1757,7 +1850,7 @@ impl<T> Consumer<T> {
         &mut self,
         max: usize,
         until: Until,
-        mut read: impl FnMut(&[u8]) -> Result<(), CodecError>,
+        mut read: impl FnMut(&[u8], u32) -> Result<(), CodecError>,
     ) -> Result<usize, GetFailure> {
         if max == 0 {
             return Ok(0);
@@ -1775,7 +1868,7 @@ impl<T> Consumer<T> {
             if got > 0 && !matches!(c.try_ready(false), Attempt::Done(Ok(()))) {
                 return Ok(got);
             }
-            let (offset, len, new_head) = match c.locate() {
+            let (offset, len, new_head, codec) = match c.locate() {
                 Ok(found) => found,
                 Err(e) => {
                     drop(batch);
@@ -1783,6 +1876,7 @@ impl<T> Consumer<T> {
                     return Err(GetFailure::Decode(e));
                 }
             };
+            c.inner.track(offset, len, false);
             // SAFETY: as in `get_record`: the payload is published and is not written
             // again before `batch` publishes the new head, after `read` returns.
             let payload = unsafe { std::slice::from_raw_parts(c.inner.ring_at(offset), len) };
@@ -1791,7 +1885,7 @@ impl<T> Consumer<T> {
             c.received += 1;
             batch.taken = true;
             got += 1;
-            read(payload).map_err(GetFailure::Decode)?;
+            read(payload, codec).map_err(GetFailure::Decode)?;
             if got == max {
                 return Ok(got);
             }
@@ -1820,4 +1914,164 @@ impl<T> Drop for BatchAdvance<'_, T> {
 }
 
 mod batch;
+mod plain;
 mod raw;
+
+/// Under loom, the race-detector cells of a ring of `ring` bytes.
+#[cfg(loom)]
+fn loom_cells(ring: usize) -> Box<[loom::cell::UnsafeCell<()>]> {
+    (0..ring / RECORD_ALIGN)
+        .map(|_| loom::cell::UnsafeCell::new(()))
+        .collect()
+}
+
+/// An [`SpscQueue`] ring with loom's atomics, so that `tests/loom_spsc.rs` can model-check
+/// the record protocol (room checks with cached indices, wrap markers, publication of the
+/// tail and head, close) through the real `put_record` / `get_record` code. The ring lives
+/// in an anonymous segment, like a real queue's; every ring access is reported to loom's
+/// race detector (see `SpscInner::track`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_model {
+    use std::sync::Arc;
+
+    use shm_segment::{ObjectKind, SegmentOptions};
+
+    use super::{Consumer, GetFailure, Producer, PutFailure, SpscConfig, SpscInner, Until};
+    use crate::layout::SpscHeader;
+    use crate::sync::{AtomicU32, AtomicU64};
+
+    /// Why a `try_` call did nothing.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Stopped {
+        /// The ring is full (put) or empty (get).
+        Blocked,
+        /// The queue is closed (and, for a get, drained).
+        Closed,
+    }
+
+    /// A ring to split into a [`ModelProducer`] and a [`ModelConsumer`].
+    pub struct ModelSpsc {
+        inner: Arc<SpscInner>,
+    }
+
+    impl ModelSpsc {
+        /// A ring of `ring` bytes (a power of two, at least two records of `max_message`)
+        /// holding at most `capacity` records. Call inside `loom::model`.
+        ///
+        /// # Panics
+        ///
+        /// If the segment cannot be made.
+        pub fn new(ring: usize, capacity: u64, max_message: usize) -> Self {
+            let config = SpscConfig {
+                capacity,
+                max_message,
+                ring,
+            };
+            assert!(ring.is_power_of_two() && ring >= 2 * super::record_len(max_message));
+            let segment = SegmentOptions::new(ObjectKind::SPSC_QUEUE)
+                .len(config.total_len())
+                .create_anonymous_with(|_| ())
+                .expect("anonymous segment");
+            let header = segment.data().cast::<SpscHeader>();
+            // SAFETY: the data area is 128-byte aligned and holds the header and the ring;
+            // nobody else sees it yet. loom's atomics must be constructed, not zeroed.
+            unsafe {
+                header.as_ptr().write(SpscHeader {
+                    magic: AtomicU64::new(0),
+                    version: AtomicU32::new(0),
+                    closed: AtomicU32::new(0),
+                    capacity: AtomicU64::new(0),
+                    max_message: AtomicU64::new(0),
+                    ring_len: AtomicU64::new(0),
+                    ring_offset: AtomicU64::new(0),
+                    producer_owner: AtomicU64::new(0),
+                    consumer_owner: AtomicU64::new(0),
+                    _pad0: [0; 8],
+                    tail: AtomicU64::new(0),
+                    sent: AtomicU64::new(0),
+                    _pad1: [0; 14],
+                    head: AtomicU64::new(0),
+                    received: AtomicU64::new(0),
+                    _pad2: [0; 14],
+                    data_seq: AtomicU32::new(0),
+                    data_waiters: AtomicU32::new(0),
+                    _pad3: [0; 15],
+                    space_seq: AtomicU32::new(0),
+                    space_waiters: AtomicU32::new(0),
+                    _pad4: [0; 15],
+                });
+            }
+            let inner = SpscInner::new(Arc::new(segment), header, config);
+            config.initialise_header(inner.header());
+            ModelSpsc {
+                inner: Arc::new(inner),
+            }
+        }
+
+        /// The two halves, attached as the real ones are.
+        ///
+        /// # Panics
+        ///
+        /// If a half is attached already.
+        pub fn split(&self) -> (ModelProducer, ModelConsumer) {
+            let producer = self.inner.producer(0, false, false).expect("producer");
+            let consumer = self.inner.consumer(0, false, false).expect("consumer");
+            (ModelProducer(producer), ModelConsumer(consumer))
+        }
+    }
+
+    /// The producer half, sending byte records.
+    pub struct ModelProducer(Producer<()>);
+
+    impl ModelProducer {
+        /// One non-blocking `put_record` of `payload`.
+        ///
+        /// # Panics
+        ///
+        /// On a failure other than full or closed.
+        pub fn try_put(&mut self, payload: &[u8]) -> Result<(), Stopped> {
+            self.0
+                .put_record(payload.len(), Until::Now, |dst| {
+                    dst.copy_from_slice(payload);
+                    Ok(())
+                })
+                .map_err(|failure| match failure {
+                    PutFailure::Full => Stopped::Blocked,
+                    PutFailure::Closed => Stopped::Closed,
+                    _ => panic!("unexpected put failure"),
+                })
+        }
+
+        /// The producer's tail: bytes written into the ring so far, wrap padding included.
+        pub fn tail(&self) -> u64 {
+            self.0.tail
+        }
+
+        /// Closes the queue.
+        pub fn close(&self) {
+            self.0.close_queue();
+        }
+    }
+
+    /// The consumer half, taking byte records.
+    pub struct ModelConsumer(Consumer<()>);
+
+    impl ModelConsumer {
+        /// One non-blocking `get_record`: the payload of the next record.
+        ///
+        /// # Panics
+        ///
+        /// On a corrupt record.
+        pub fn try_get(&mut self) -> Result<Vec<u8>, Stopped> {
+            self.0
+                .get_record(Until::Now, <[u8]>::to_vec)
+                .map_err(|failure| match failure {
+                    GetFailure::Empty => Stopped::Blocked,
+                    GetFailure::Closed => Stopped::Closed,
+                    GetFailure::PeerDied => panic!("no peer check in the model"),
+                    GetFailure::Decode(e) => panic!("corrupt record: {e}"),
+                })
+        }
+    }
+}

@@ -6,7 +6,7 @@ mod common;
 
 use common::{QUEUE_ENV, WAIT, WATCHDOG, from_env, share};
 use serde::{Deserialize, Serialize};
-use shm_queue::{GetError, PutError, Queue, TryGetError};
+use shm_queue::{GetError, PutError, Queue, SpscQueue, TryGetError};
 use test_support::{Watchdog, child_builder, iterations, test_name};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -97,4 +97,76 @@ fn typed_paths_refuse_plain_messages() {
         other => panic!("{other:?}"),
     }
     assert!(small.is_empty());
+}
+
+#[test]
+fn spsc_plain_values_cross_processes_and_wrap() {
+    let _watchdog = Watchdog::new(WATCHDOG);
+    let count = iterations(10_000) as u64;
+    // A small ring (records of 40 bytes in 256) wraps every few messages.
+    let q = SpscQueue::<Sample>::builder()
+        .capacity(8)
+        .max_message_size(64)
+        .buffer_size(256)
+        .create_anonymous()
+        .unwrap();
+    let mut producer = child_builder(&test_name!(), "producer")
+        .env(QUEUE_ENV, share(&q))
+        .spawn(move || {
+            let q: SpscQueue<Sample> = from_env(QUEUE_ENV);
+            let mut tx = q.producer().unwrap();
+            for seq in 0..count {
+                if seq % 5 == 0 {
+                    tx.put(sample(seq)).unwrap();
+                } else {
+                    tx.put_plain(sample(seq)).unwrap();
+                }
+            }
+            tx.close();
+        });
+    let mut rx = q.consumer().unwrap();
+    // `get_plain` reads both kinds of record, in order, each exactly once.
+    for seq in 0..count {
+        assert_eq!(rx.get_plain(), Ok(sample(seq)));
+    }
+    assert_eq!(rx.get_plain(), Err(GetError::Closed));
+    producer.wait_success(WAIT);
+}
+
+#[test]
+fn spsc_typed_paths_refuse_plain_records() {
+    let (mut tx, mut rx) = SpscQueue::<Sample>::builder()
+        .capacity(4)
+        .max_message_size(64)
+        .create_anonymous()
+        .unwrap()
+        .split()
+        .unwrap();
+    tx.put_plain(sample(1)).unwrap();
+    assert!(matches!(rx.get(), Err(GetError::Decode(_))));
+    tx.put_plain(sample(2)).unwrap();
+    let mut got = Vec::new();
+    assert!(matches!(rx.get_many(&mut got, 4), Err(GetError::Decode(_))));
+    assert!(got.is_empty());
+    // The bytes in the record are the value's own.
+    tx.put_plain(sample(3)).unwrap();
+    assert_eq!(rx.get_with(|bytes| bytes == sample(3).as_bytes()), Ok(true));
+    // The queue goes on.
+    tx.put(sample(4)).unwrap();
+    assert_eq!(rx.get(), Ok(sample(4)));
+    assert_eq!(rx.try_get_plain(), Err(TryGetError::Empty));
+
+    let (mut tx, rx) = SpscQueue::<[u64; 4]>::builder()
+        .max_message_size(16)
+        .create_anonymous()
+        .unwrap()
+        .split()
+        .unwrap();
+    match tx.put_plain([1, 2, 3, 4]) {
+        Err(PutError::TooLarge { value, size, max }) => {
+            assert_eq!((value, size, max), ([1, 2, 3, 4], 32, 16));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(rx.is_empty());
 }

@@ -14,35 +14,17 @@ use serde::de::DeserializeOwned;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use super::{GetFailure, PutFailure, Queue, Until};
-use crate::codec::decode_from_slice;
+use crate::codec::{copy_into, read_plain};
 use crate::error::{
-    CodecError, GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError,
+    GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError,
 };
-use crate::layout::{CODEC_PLAIN, CODEC_POSTCARD};
+use crate::layout::CODEC_PLAIN;
 use crate::sys;
-
-/// Reads a `T` from a message of either encoding.
-fn read_plain<T: FromBytes + DeserializeOwned>(bytes: &[u8], codec: u32) -> Result<T, CodecError> {
-    match codec {
-        CODEC_PLAIN => T::read_from_bytes(bytes).map_err(|_| {
-            CodecError::corrupt(&format!(
-                "a plain message of {} bytes for a type of {}",
-                bytes.len(),
-                std::mem::size_of::<T>()
-            ))
-        }),
-        CODEC_POSTCARD => decode_from_slice(bytes),
-        other => Err(CodecError::corrupt(&format!("codec {other}"))),
-    }
-}
 
 impl<T: Serialize + DeserializeOwned + IntoBytes + Immutable> Queue<T> {
     fn put_plain_until(&self, value: &T, until: Until) -> Result<(), PutFailure> {
         let bytes = value.as_bytes();
-        self.put_record(bytes.len(), until, CODEC_PLAIN, |dst| {
-            dst.copy_from_slice(bytes);
-            Ok(())
-        })
+        self.put_record(bytes.len(), until, CODEC_PLAIN, copy_into(bytes))
     }
 
     /// Puts `value` as its own bytes (one copy into the slot, no serialisation), waiting as

@@ -13,18 +13,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{GetFailure, PutFailure, Queue, Until};
+use crate::codec::copy_into;
 use crate::error::{
     GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError,
 };
 use crate::layout::CODEC_POSTCARD;
 use crate::sys;
-
-fn copy_into(bytes: &[u8]) -> impl FnOnce(&mut [u8]) -> Result<(), crate::CodecError> + '_ {
-    move |dst| {
-        dst.copy_from_slice(bytes);
-        Ok(())
-    }
-}
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Puts `bytes` as one message, copied straight into a slot, waiting as long as the

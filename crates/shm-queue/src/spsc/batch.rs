@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Consumer, GetFailure, Producer, PutFailure, Until};
-use crate::codec::{decode_from_slice, encode_into_slice, encoded_size};
+use crate::codec::{encode_into_slice, encoded_size, read_postcard};
 use crate::error::{
     BatchStop, CodecError, GetError, GetTimeoutError, Partial, PutManyError, PutManyTimeoutError,
     TryGetError, TryPutManyError,
@@ -235,8 +235,8 @@ impl<T: Serialize + DeserializeOwned> Consumer<T> {
         max: usize,
         until: Until,
     ) -> Result<usize, GetFailure> {
-        self.get_records(max, until, |bytes| {
-            buf.push(decode_from_slice(bytes)?);
+        self.get_records(max, until, |bytes, codec| {
+            buf.push(read_postcard(bytes, codec)?);
             Ok(())
         })
     }

@@ -7,8 +7,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Consumer, GetFailure, Producer, PutFailure, Until};
+use crate::codec::copy_into;
 use crate::error::{
-    CodecError, GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError,
+    GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError,
 };
 use crate::sys;
 
@@ -114,14 +115,6 @@ impl<T: Serialize + DeserializeOwned> Producer<T> {
                     error,
                 },
             })
-    }
-}
-
-/// A writer that copies `bytes` into a record's payload.
-fn copy_into(bytes: &[u8]) -> impl FnOnce(&mut [u8]) -> Result<(), CodecError> + '_ {
-    move |dst| {
-        dst.copy_from_slice(bytes);
-        Ok(())
     }
 }
 
