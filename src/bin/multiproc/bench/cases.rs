@@ -224,6 +224,51 @@ pub fn mpmc_queue(count: u64) -> f64 {
     per_second(elapsed, count)
 }
 
+fn batch_consumer((queue, seg, count): (Queue<Message>, Segment, u64)) {
+    word(&seg, READY).store(1, Ordering::Release);
+    let (mut sum, mut got, mut buf) = (0u64, 0u64, Vec::with_capacity(BATCH));
+    while got < count {
+        buf.clear();
+        got += queue.get_many(&mut buf, BATCH).expect("get_many") as u64;
+        sum = buf.iter().fold(sum, |s, m| s.wrapping_add(m.0));
+    }
+    assert_eq!(sum, count * (count - 1) / 2);
+    word(&seg, DONE).store(1, Ordering::Release);
+}
+
+const BATCH: usize = 64;
+
+/// Messages per second through the MPMC `Queue` in batches of 64 (`put_many` /
+/// `get_many`: one publication and at most one wake per batch), two processes.
+pub fn mpmc_queue_batched(count: u64) -> f64 {
+    let count = count / BATCH as u64 * BATCH as u64;
+    let queue = Queue::<Message>::builder()
+        .capacity(4096)
+        .max_message_size(32)
+        .create_anonymous()
+        .expect("queue");
+    let seg = control();
+    let handle = SegmentOptions::any()
+        .open_fd(seg.fd().try_clone_to_owned().expect("dup"))
+        .expect("reopen");
+    let mut peer = Process::spawn(batch_consumer, (queue.clone(), handle, count)).expect("spawn");
+    wait_for_yielding(word(&seg, READY), 1);
+    let started = Instant::now();
+    for start in (0..count).step_by(BATCH) {
+        queue
+            .put_many(
+                (start..start + BATCH as u64)
+                    .map(|i| (i, i as u32))
+                    .collect(),
+            )
+            .expect("put_many");
+    }
+    wait_for(word(&seg, DONE), 1);
+    let elapsed = started.elapsed();
+    peer.join().expect("peer");
+    per_second(elapsed, count)
+}
+
 fn echo_peer((ping, pong, rounds): (SpscQueue<u64>, SpscQueue<u64>, u64)) {
     let (mut rx, mut tx) = (
         ping.consumer().expect("ping"),

@@ -63,6 +63,10 @@ fn cases(k: f64) -> Vec<Case> {
         ),
         case("queue", Box::new(move || cases::mpmc_queue(n(2e6)))),
         case(
+            "queue_batched",
+            Box::new(move || cases::mpmc_queue_batched(n(4e6))),
+        ),
+        case(
             "sync_channel",
             Box::new(move || cases::std_sync_channel(n(2e6))),
         ),
@@ -269,6 +273,23 @@ pub fn run(quick: bool, json: bool, scale: Option<f64>) -> ExitCode {
         Higher,
     );
     let latency = m["spsc_latency"];
+    let batched = m["queue_batched"];
+    row(
+        "Queue<(u64, u32)>, batches of 64, 2 processes",
+        "msg/s",
+        batched,
+        "crossbeam bounded, 2 threads",
+        g("crossbeam"),
+        Higher,
+    );
+    row(
+        "Queue<(u64, u32)>, batches of 64, 2 processes",
+        "msg/s",
+        batched,
+        "Python mp.Queue",
+        py_("queue_msgs_per_s"),
+        Higher,
+    );
     row(
         "one-way latency, SpscQueue (spinning)",
         "ns",
