@@ -32,6 +32,14 @@ fn control() -> Segment {
         .expect("control segment")
 }
 
+/// The control segment and a second handle to it, to hand to the peer process.
+fn control_pair() -> (Segment, Segment) {
+    let seg = control();
+    let fd = seg.fd().try_clone_to_owned().expect("dup");
+    let handle = SegmentOptions::any().open_fd(fd).expect("reopen");
+    (seg, handle)
+}
+
 fn word(seg: &Segment, index: usize) -> &AtomicU64 {
     assert!((index + 1) * 8 <= seg.data_len());
     // SAFETY: in bounds (checked), 8-aligned (the data area is 128-aligned), and every word
@@ -73,10 +81,7 @@ fn ping_pong_peer((seg, rounds): (Segment, u64)) {
 
 /// Round trip of one cache line between two processes, in ns.
 pub fn cache_line_round_trip(rounds: u64) -> f64 {
-    let seg = control();
-    let handle = SegmentOptions::any()
-        .open_fd(seg.fd().try_clone_to_owned().expect("dup"))
-        .expect("reopen");
+    let (seg, handle) = control_pair();
     let warm = 1000;
     let mut peer = Process::spawn(ping_pong_peer, (handle, rounds + warm)).expect("spawn");
     wait_for_yielding(word(&seg, READY), 1);
@@ -125,10 +130,7 @@ fn ring_consumer((seg, count): (Segment, u64)) {
 
 /// Messages per second through a minimal SPSC ring of `u64` across two processes.
 pub fn raw_ring(count: u64) -> f64 {
-    let seg = control();
-    let handle = SegmentOptions::any()
-        .open_fd(seg.fd().try_clone_to_owned().expect("dup"))
-        .expect("reopen");
+    let (seg, handle) = control_pair();
     let mut peer = Process::spawn(ring_consumer, (handle, count)).expect("spawn");
     wait_for_yielding(word(&seg, READY), 1);
     let (head, tail) = (word(&seg, HEAD), word(&seg, TAIL));
@@ -170,10 +172,7 @@ pub fn spsc_queue(count: u64) -> f64 {
         .max_message_size(16)
         .create_anonymous()
         .expect("queue");
-    let seg = control();
-    let handle = SegmentOptions::any()
-        .open_fd(seg.fd().try_clone_to_owned().expect("dup"))
-        .expect("reopen");
+    let (seg, handle) = control_pair();
     let mut peer = Process::spawn(spsc_consumer, (queue.clone(), handle, count)).expect("spawn");
     wait_for_yielding(word(&seg, READY), 1);
     let mut producer = queue.producer().expect("producer half");
@@ -208,10 +207,7 @@ pub fn mpmc_queue(count: u64) -> f64 {
         .max_message_size(32)
         .create_anonymous()
         .expect("queue");
-    let seg = control();
-    let handle = SegmentOptions::any()
-        .open_fd(seg.fd().try_clone_to_owned().expect("dup"))
-        .expect("reopen");
+    let (seg, handle) = control_pair();
     let mut peer = Process::spawn(queue_consumer, (queue.clone(), handle, count)).expect("spawn");
     wait_for_yielding(word(&seg, READY), 1);
     let started = Instant::now();
@@ -247,10 +243,7 @@ pub fn mpmc_queue_batched(count: u64) -> f64 {
         .max_message_size(32)
         .create_anonymous()
         .expect("queue");
-    let seg = control();
-    let handle = SegmentOptions::any()
-        .open_fd(seg.fd().try_clone_to_owned().expect("dup"))
-        .expect("reopen");
+    let (seg, handle) = control_pair();
     let mut peer = Process::spawn(batch_consumer, (queue.clone(), handle, count)).expect("spawn");
     wait_for_yielding(word(&seg, READY), 1);
     let started = Instant::now();
@@ -365,10 +358,7 @@ fn futex_peer((seg, rounds): (Segment, u64)) {
 /// The same wake-up with a raw futex: the peer announces it is going to sleep, sleeps on a
 /// futex word, and answers with a store the parent polls. In ns per round trip.
 pub fn futex_round_trip(rounds: u64) -> f64 {
-    let seg = control();
-    let handle = SegmentOptions::any()
-        .open_fd(seg.fd().try_clone_to_owned().expect("dup"))
-        .expect("reopen");
+    let (seg, handle) = control_pair();
     let mut peer = Process::spawn(futex_peer, (handle, rounds)).expect("spawn");
     // SAFETY: as in `futex_peer`.
     let w =
