@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::handle::{Handle, decode, encode, proxy_impls, type_id, with_encoded};
 use crate::layout::KIND_DICT;
 use crate::raw_dict;
-use crate::store::Txn;
+use crate::store::{Buf, POINT_READ_TRIES, SNAPSHOT_READ_TRIES, Txn, hash_bytes};
 
 /// Encoded key and value bytes.
 type RawPair = (Vec<u8>, Vec<u8>);
@@ -89,11 +89,15 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     /// ```
     pub fn get(&self, key: &K) -> Result<Option<V>, Error> {
         let st = &*self.handle.store;
-        let value = with_encoded(key, |key| {
-            let _guard = st.lock()?;
-            Ok::<_, Error>(raw_dict::with_value(st, self.desc(), key, decode::<V>))
-        })??;
-        value.transpose()
+        let desc = self.desc();
+        with_encoded(key, |key| {
+            let hash = hash_bytes(key);
+            let mut value = Buf::new();
+            let found = st.read(POINT_READ_TRIES, |m| {
+                raw_dict::get_into(m, desc, key, hash, &mut value)
+            })?;
+            found.then(|| decode(value.as_slice())).transpose()
+        })?
     }
 
     /// The values of `keys`, in order, read under one lock acquisition.
@@ -113,15 +117,14 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     pub fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>, Error> {
         let keys = keys.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
         let st = &*self.handle.store;
-        let raw: Vec<Option<Vec<u8>>> = {
-            let _guard = st.lock()?;
+        let raw: Vec<Option<Vec<u8>>> = st.read(POINT_READ_TRIES, |m| {
             keys.iter()
                 .map(|k| {
                     let mut bytes = Vec::new();
-                    raw_dict::get(st, self.desc(), k, &mut bytes).then_some(bytes)
+                    raw_dict::get(m, self.desc(), k, &mut bytes).then_some(bytes)
                 })
                 .collect()
-        };
+        })?;
         raw.into_iter()
             .map(|b| b.map(|b| decode(&b)).transpose())
             .collect()
@@ -142,13 +145,16 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn contains_key(&self, key: &K) -> Result<bool, Error> {
-        let key = encode(key)?;
         let st = &*self.handle.store;
-        let _guard = st.lock()?;
-        Ok(matches!(
-            raw_dict::probe(st, self.desc(), &key, crate::store::hash_bytes(&key)),
-            raw_dict::Probe::Found(..)
-        ))
+        with_encoded(key, |key| {
+            let hash = hash_bytes(key);
+            st.read(POINT_READ_TRIES, |m| {
+                matches!(
+                    raw_dict::probe(m, self.desc(), key, hash),
+                    raw_dict::Probe::Found(..)
+                )
+            })
+        })?
     }
 
     /// Inserts `key -> value`, returning the value it replaces.
@@ -412,8 +418,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     /// ```
     pub fn len(&self) -> Result<usize, Error> {
         let st = &*self.handle.store;
-        let _guard = st.lock()?;
-        Ok(raw_dict::len(st, self.desc()) as usize)
+        st.read(POINT_READ_TRIES, |m| raw_dict::len(m, self.desc()) as usize)
     }
 
     /// Whether the dict is empty.
@@ -456,23 +461,24 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
         txn.commit()
     }
 
-    /// Raw snapshot: (key bytes, value bytes) of every entry, under one lock.
+    /// Raw snapshot: (key bytes, value bytes) of every entry, of one committed state.
     fn snapshot(&self, keys: bool, values: bool) -> Result<Vec<RawPair>, Error> {
         let st = &*self.handle.store;
-        let _guard = st.lock()?;
-        Ok(raw_dict::entries(st, self.desc())
-            .into_iter()
-            .map(|e| {
-                let (mut k, mut v) = (Vec::new(), Vec::new());
-                if keys {
-                    raw_dict::read_key(st, e, &mut k);
-                }
-                if values {
-                    raw_dict::read_value(st, e, &mut v);
-                }
-                (k, v)
-            })
-            .collect())
+        st.read(SNAPSHOT_READ_TRIES, |m| {
+            raw_dict::entries(m, self.desc())
+                .into_iter()
+                .map(|e| {
+                    let (mut k, mut v) = (Vec::new(), Vec::new());
+                    if keys {
+                        raw_dict::read_key(m, e, &mut k);
+                    }
+                    if values {
+                        raw_dict::read_value(m, e, &mut v);
+                    }
+                    (k, v)
+                })
+                .collect()
+        })
     }
 
     /// A snapshot of the entries (taken under the lock, in no particular order).

@@ -20,7 +20,7 @@ use shm_lock::RawLock;
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"MPMANAGR");
 
 /// Version of this layout; a segment with another one is refused.
-pub(crate) const VERSION: u64 = 1;
+pub(crate) const VERSION: u64 = 2;
 
 /// Number of block size classes (sizes 32, 48, 64, 96, ... up to beyond 1 TiB).
 pub(crate) const NCLASSES: usize = 72;
@@ -51,8 +51,11 @@ pub(crate) struct Root {
     pub heap_top: u64,
     /// Offset of the descriptor of the directory dict (container name -> descriptor).
     pub directory: u64,
+    /// Commit sequence number: odd while a committed journal is being applied in place,
+    /// so that readers without the lock can tell a torn view (see `journal`).
+    pub seq: u64,
     /// Zero; room for later versions.
-    pub reserved: [u64; 3],
+    pub reserved: [u64; 2],
     /// The robust lock that guards the whole segment.
     pub lock: RawLock,
     /// Head of the free list of each size class (block offsets, 0 = empty).
@@ -64,6 +67,7 @@ pub(crate) const OFF_VERSION: u64 = offset_of!(Root, version) as u64;
 pub(crate) const OFF_JOURNAL: u64 = offset_of!(Root, journal) as u64;
 pub(crate) const OFF_HEAP_TOP: u64 = offset_of!(Root, heap_top) as u64;
 pub(crate) const OFF_DIRECTORY: u64 = offset_of!(Root, directory) as u64;
+pub(crate) const OFF_SEQ: u64 = offset_of!(Root, seq) as u64;
 pub(crate) const OFF_LOCK: u64 = offset_of!(Root, lock) as u64;
 pub(crate) const OFF_FREE_HEADS: u64 = offset_of!(Root, free_heads) as u64;
 
@@ -73,6 +77,7 @@ const _: () = {
     assert!(offset_of!(Root, journal) == 16);
     assert!(offset_of!(Root, heap_top) == 24);
     assert!(offset_of!(Root, directory) == 32);
+    assert!(offset_of!(Root, seq) == 40);
     assert!(offset_of!(Root, lock) == 64);
     assert!(size_of::<RawLock>() == 64);
     assert!(offset_of!(Root, free_heads) == 128);

@@ -59,6 +59,10 @@ mod dict;
 mod error;
 mod handle;
 pub mod inspect;
+#[cfg(not(loom))]
+mod journal;
+#[cfg(loom)]
+pub mod journal;
 mod layout;
 mod list;
 mod manager;
@@ -66,6 +70,7 @@ mod namespace;
 mod raw_dict;
 mod raw_list;
 mod store;
+mod sync;
 mod value;
 mod verify;
 

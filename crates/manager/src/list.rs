@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::handle::{Handle, decode, encode, proxy_impls, type_id};
 use crate::layout::KIND_LIST;
 use crate::raw_list;
-use crate::store::{Store, Txn};
+use crate::store::{Buf, Mem, POINT_READ_TRIES, SNAPSHOT_READ_TRIES, Store, Txn};
 
 pub(crate) fn expected<T>() -> String {
     format!("SharedList<{}>", std::any::type_name::<T>())
@@ -50,6 +50,11 @@ impl<T> SharedList<T> {
             _types: PhantomData,
         }
     }
+}
+
+/// The length of list `desc` as a `usize`.
+fn len_of(m: &impl Mem, desc: u64) -> usize {
+    usize::try_from(raw_list::len(m, desc)).unwrap_or(usize::MAX)
 }
 
 fn bounds(range: impl RangeBounds<usize>, len: usize) -> Result<(usize, usize), Error> {
@@ -197,16 +202,16 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
     /// ```
     pub fn get(&self, index: usize) -> Result<Option<T>, Error> {
         let st = self.st();
-        let mut bytes = Vec::new();
-        {
-            let _guard = st.lock()?;
-            if index as u64 >= raw_list::len(st, self.desc()) {
-                return Ok(None);
+        let desc = self.desc();
+        let mut bytes = Buf::new();
+        let found = st.read(POINT_READ_TRIES, |m| {
+            if index as u64 >= raw_list::len(m, desc) {
+                return false;
             }
-            let elem = raw_list::elem_at(st, self.desc(), index as u64);
-            raw_list::read_elem(st, elem, &mut bytes);
-        }
-        decode(&bytes).map(Some)
+            raw_list::elem_into(m, raw_list::elem_at(m, desc, index as u64), &mut bytes);
+            true
+        })?;
+        found.then(|| decode(bytes.as_slice())).transpose()
     }
 
     /// Replaces element `index`, returning the old one.
@@ -412,8 +417,7 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
     /// ```
     pub fn len(&self) -> Result<usize, Error> {
         let st = self.st();
-        let _guard = st.lock()?;
-        Ok(raw_list::len(st, self.desc()) as usize)
+        st.read(POINT_READ_TRIES, |m| raw_list::len(m, self.desc()) as usize)
     }
 
     /// Whether the list is empty.
@@ -452,23 +456,21 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
     /// ```
     pub fn range(&self, range: impl RangeBounds<usize>) -> Result<Vec<T>, Error> {
         let st = self.st();
-        let raw: Vec<Vec<u8>> = {
-            let _guard = st.lock()?;
-            let n = raw_list::len(st, self.desc()) as usize;
-            let (a, b) = bounds(range, n)?;
-            (a..b)
+        let desc = self.desc();
+        let raw: Result<Vec<Vec<u8>>, Error> = st.read(SNAPSHOT_READ_TRIES, |m| {
+            let (a, b) = bounds((range.start_bound(), range.end_bound()), len_of(m, desc))?;
+            if m.room_for(8 * (b - a) as u64).is_none() {
+                return Ok(Vec::new());
+            }
+            Ok((a..b)
                 .map(|i| {
                     let mut bytes = Vec::new();
-                    raw_list::read_elem(
-                        st,
-                        raw_list::elem_at(st, self.desc(), i as u64),
-                        &mut bytes,
-                    );
+                    raw_list::read_elem(m, raw_list::elem_at(m, desc, i as u64), &mut bytes);
                     bytes
                 })
-                .collect()
-        };
-        raw.iter().map(|b| decode(b)).collect()
+                .collect())
+        })?;
+        raw?.iter().map(|b| decode(b)).collect()
     }
 
     /// A snapshot of the whole list.

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::handle::{Handle, decode, encode, type_id};
 use crate::layout::KIND_NAMESPACE;
 use crate::raw_dict;
-use crate::store::Txn;
+use crate::store::{Buf, POINT_READ_TRIES, SNAPSHOT_READ_TRIES, Txn, hash_bytes};
 
 /// Python's `Manager().Namespace()`: attributes named by strings, each of its own serde
 /// type, in a [`Manager`](crate::Manager)'s shared memory. Each attribute remembers its
@@ -92,12 +92,13 @@ impl Namespace {
     /// ```
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, Error> {
         let st = &*self.handle.store;
-        let mut bytes = Vec::new();
-        let found = {
-            let _guard = st.lock()?;
-            raw_dict::get(st, self.handle.desc, name.as_bytes(), &mut bytes)
-        };
-        found.then(|| untag(name, &bytes)).transpose()
+        let (desc, key) = (self.handle.desc, name.as_bytes());
+        let hash = hash_bytes(key);
+        let mut bytes = Buf::new();
+        let found = st.read(POINT_READ_TRIES, |m| {
+            raw_dict::get_into(m, desc, key, hash, &mut bytes)
+        })?;
+        found.then(|| untag(name, bytes.as_slice())).transpose()
     }
 
     /// Atomic read-modify-write of attribute `name` as a `T` (`None`: unset; setting
@@ -180,14 +181,14 @@ impl Namespace {
     /// ```
     pub fn contains(&self, name: &str) -> Result<bool, Error> {
         let st = &*self.handle.store;
-        let mut bytes = Vec::new();
-        let _guard = st.lock()?;
-        Ok(raw_dict::get(
-            st,
-            self.handle.desc,
-            name.as_bytes(),
-            &mut bytes,
-        ))
+        let (desc, key) = (self.handle.desc, name.as_bytes());
+        let hash = hash_bytes(key);
+        st.read(POINT_READ_TRIES, |m| {
+            matches!(
+                raw_dict::probe(m, desc, key, hash),
+                raw_dict::Probe::Found(..)
+            )
+        })
     }
 
     /// The names of the set attributes, sorted.
@@ -207,17 +208,16 @@ impl Namespace {
     /// ```
     pub fn attributes(&self) -> Result<Vec<String>, Error> {
         let st = &*self.handle.store;
-        let raw: Vec<Vec<u8>> = {
-            let _guard = st.lock()?;
-            raw_dict::entries(st, self.handle.desc)
+        let raw: Vec<Vec<u8>> = st.read(SNAPSHOT_READ_TRIES, |m| {
+            raw_dict::entries(m, self.handle.desc)
                 .into_iter()
                 .map(|e| {
                     let mut k = Vec::new();
-                    raw_dict::read_key(st, e, &mut k);
+                    raw_dict::read_key(m, e, &mut k);
                     k
                 })
                 .collect()
-        };
+        })?;
         let mut names = raw
             .into_iter()
             .map(|k| {

@@ -12,7 +12,7 @@ use crate::layout::{
     BLOCK_HEADER, DESC_A, DESC_B, DESC_C, DESC_D, ENTRY_DATA, SLOT_EMPTY, SLOT_OFFSET_MASK,
     SLOT_TOMBSTONE,
 };
-use crate::store::{Mem, Store, Txn, hash_bytes};
+use crate::store::{Buf, Mem, Store, Txn, hash_bytes};
 
 fn tag(hash: u64) -> u64 {
     hash >> 48
@@ -24,21 +24,21 @@ fn slot(table: u64, i: u64) -> u64 {
 }
 
 /// `(key_len, value_len)` of entry block `entry`.
-fn lens(st: &Store, entry: u64) -> (u64, u64) {
-    let w = st.rd(entry + BLOCK_HEADER);
+fn lens(m: &impl Mem, entry: u64) -> (u64, u64) {
+    let w = m.rd(entry + BLOCK_HEADER);
     (w & 0xffff_ffff, w >> 32)
 }
 
 /// The key bytes of `entry`, appended to `out`.
-pub(crate) fn read_key(st: &Store, entry: u64, out: &mut Vec<u8>) {
-    let (k, _) = lens(st, entry);
-    st.read_bytes(entry + ENTRY_DATA, k, out);
+pub(crate) fn read_key(m: &impl Mem, entry: u64, out: &mut Vec<u8>) {
+    let (k, _) = lens(m, entry);
+    m.read_bytes(entry + ENTRY_DATA, k, out);
 }
 
 /// The value bytes of `entry`, appended to `out`.
-pub(crate) fn read_value(st: &Store, entry: u64, out: &mut Vec<u8>) {
-    let (k, v) = lens(st, entry);
-    st.read_bytes(entry + ENTRY_DATA + k, v, out);
+pub(crate) fn read_value(m: &impl Mem, entry: u64, out: &mut Vec<u8>) {
+    let (k, v) = lens(m, entry);
+    m.read_bytes(entry + ENTRY_DATA + k, v, out);
 }
 
 /// Where `key` is, or where it would go.
@@ -54,7 +54,6 @@ pub(crate) enum Probe {
 
 /// Looks `key` (hash `hash`) up in dict `desc`.
 pub(crate) fn probe(m: &impl Mem, desc: u64, key: &[u8], hash: u64) -> Probe {
-    let st = m.store();
     let cap = m.rd(desc + DESC_B);
     if cap == 0 {
         return Probe::NoTable;
@@ -63,7 +62,11 @@ pub(crate) fn probe(m: &impl Mem, desc: u64, key: &[u8], hash: u64) -> Probe {
     let mask = cap - 1;
     let mut i = hash & mask;
     let mut vacant = None;
-    for _ in 0..cap {
+    for n in 0..cap {
+        // A reader without the lock whose view went stale may be walking garbage.
+        if n % 1024 == 1023 && m.stale() {
+            return Probe::NoTable;
+        }
         let at = slot(table, i);
         let s = m.rd(at);
         if s == SLOT_EMPTY {
@@ -76,8 +79,8 @@ pub(crate) fn probe(m: &impl Mem, desc: u64, key: &[u8], hash: u64) -> Probe {
             vacant.get_or_insert(at);
         } else if s >> 48 == tag(hash) {
             let entry = s & SLOT_OFFSET_MASK;
-            let (k, _) = lens(st, entry);
-            if k == key.len() as u64 && st.bytes_eq(entry + ENTRY_DATA, key) {
+            let (k, _) = lens(m, entry);
+            if k == key.len() as u64 && m.bytes_eq(entry + ENTRY_DATA, key) {
                 return Probe::Found(at, entry);
             }
         }
@@ -95,30 +98,26 @@ pub(crate) fn len(m: &impl Mem, desc: u64) -> u64 {
 }
 
 /// The value bytes for `key`, appended to `out`; whether it was there.
-pub(crate) fn get(st: &Store, desc: u64, key: &[u8], out: &mut Vec<u8>) -> bool {
-    match probe(st, desc, key, hash_bytes(key)) {
+pub(crate) fn get(m: &impl Mem, desc: u64, key: &[u8], out: &mut Vec<u8>) -> bool {
+    match probe(m, desc, key, hash_bytes(key)) {
         Probe::Found(_, entry) => {
-            read_value(st, entry, out);
+            read_value(m, entry, out);
             true
         }
         _ => false,
     }
 }
 
-/// Runs `f` on (a copy of) the value bytes for `key`, if present.
+/// The value bytes for `key` (hash `hash`) into `out`; whether it was there.
 #[inline]
-pub(crate) fn with_value<R>(
-    st: &Store,
-    desc: u64,
-    key: &[u8],
-    f: impl FnOnce(&[u8]) -> R,
-) -> Option<R> {
-    match probe(st, desc, key, hash_bytes(key)) {
+pub(crate) fn get_into(m: &impl Mem, desc: u64, key: &[u8], hash: u64, out: &mut Buf) -> bool {
+    match probe(m, desc, key, hash) {
         Probe::Found(_, entry) => {
-            let (k, v) = lens(st, entry);
-            Some(st.with_bytes(entry + ENTRY_DATA + k, v, f))
+            let (k, v) = lens(m, entry);
+            out.fill(m, entry + ENTRY_DATA + k, v);
+            true
         }
-        _ => None,
+        _ => false,
     }
 }
 
@@ -126,8 +125,14 @@ pub(crate) fn with_value<R>(
 pub(crate) fn entries(m: &impl Mem, desc: u64) -> Vec<u64> {
     let cap = m.rd(desc + DESC_B);
     let table = m.rd(desc + DESC_A);
-    let mut out = Vec::with_capacity(m.rd(desc + DESC_C) as usize);
+    if m.room_for(cap.saturating_mul(8)).is_none() {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(m.rd(desc + DESC_C).min(cap) as usize);
     for i in 0..cap {
+        if i % 1024 == 1023 && m.stale() {
+            break;
+        }
         let s = m.rd(slot(table, i));
         if s != SLOT_EMPTY && s != SLOT_TOMBSTONE {
             out.push(s & SLOT_OFFSET_MASK);
@@ -234,7 +239,9 @@ pub(crate) fn insert(
 /// [`insert`] and [`remove`] return, while the lock is held.
 pub(crate) fn with_entry_value<R>(st: &Store, entry: u64, f: impl FnOnce(&[u8]) -> R) -> R {
     let (k, v) = lens(st, entry);
-    st.with_bytes(entry + ENTRY_DATA + k, v, f)
+    let mut buf = Buf::new();
+    buf.fill(st, entry + ENTRY_DATA + k, v);
+    f(buf.as_slice())
 }
 
 /// Removes `key`; returns its entry block (readable as in [`insert`]).

@@ -8,7 +8,7 @@
 
 use crate::error::Error;
 use crate::layout::{BLOCK_HEADER, DESC_A, DESC_B, DESC_C, ENTRY_DATA};
-use crate::store::{Mem, Store, Txn};
+use crate::store::{Buf, Mem, Txn};
 
 fn slot(array: u64, i: u64) -> u64 {
     array + BLOCK_HEADER + 8 * i
@@ -20,9 +20,15 @@ pub(crate) fn len(m: &impl Mem, desc: u64) -> u64 {
 }
 
 /// The bytes of element block `elem`, appended to `out`.
-pub(crate) fn read_elem(st: &Store, elem: u64, out: &mut Vec<u8>) {
-    let n = st.rd(elem + BLOCK_HEADER);
-    st.read_bytes(elem + ENTRY_DATA, n, out);
+pub(crate) fn read_elem(m: &impl Mem, elem: u64, out: &mut Vec<u8>) {
+    let n = m.rd(elem + BLOCK_HEADER);
+    m.read_bytes(elem + ENTRY_DATA, n, out);
+}
+
+/// The bytes of element block `elem`, into `out`.
+pub(crate) fn elem_into(m: &impl Mem, elem: u64, out: &mut Buf) {
+    let n = m.rd(elem + BLOCK_HEADER);
+    out.fill(m, elem + ENTRY_DATA, n);
 }
 
 /// Writes `bytes` into a new element block.
@@ -42,7 +48,11 @@ pub(crate) fn elem_at(m: &impl Mem, desc: u64, i: u64) -> u64 {
 /// All element blocks, in order.
 pub(crate) fn elems(m: &impl Mem, desc: u64) -> Vec<u64> {
     let array = m.rd(desc + DESC_A);
-    (0..len(m, desc)).map(|i| m.rd(slot(array, i))).collect()
+    let n = len(m, desc);
+    if m.room_for(n.saturating_mul(8)).is_none() {
+        return Vec::new();
+    }
+    (0..n).map(|i| m.rd(slot(array, i))).collect()
 }
 
 /// Replaces the whole slot array by `slots` (in a new array block).

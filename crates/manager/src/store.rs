@@ -24,45 +24,94 @@
 //! partly applied journal is harmless — and so completes the mutation. Either way the next
 //! user sees exactly the old or the new state, allocator included.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
-use std::mem::MaybeUninit;
-use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use shm_lock::{AcquireError, LockGuard, RawLock, TryAcquireError};
 use shm_segment::{Segment, fault};
 
 use crate::error::Error;
+use crate::journal::{self, BadJournal, Words};
 use crate::layout::{
     BLOCK_HEADER, HEAP_START, JOURNAL_PAIR, MAGIC, NEXT_MASK, OFF_DIRECTORY, OFF_HEAP_TOP,
-    OFF_JOURNAL, OFF_LOCK, OFF_MAGIC, OFF_VERSION, VERSION, class_for, class_size, free_head,
+    OFF_JOURNAL, OFF_LOCK, OFF_MAGIC, OFF_SEQ, OFF_VERSION, VERSION, class_for, class_size,
+    free_head,
 };
+use crate::sync::Ordering;
 
-/// Copies `len` bytes; small copies word by word, cheaper than a call to `memcpy`.
+/// The 8-aligned words that cover `p .. p + len`: `(word address, first byte of the range
+/// in it, end of the range in it)`.
+#[inline(always)]
+fn covering_words(p: *const u8, len: usize) -> impl Iterator<Item = (*const u8, usize, usize)> {
+    let (start, end) = (p as usize, p as usize + len);
+    (start & !7..end)
+        .step_by(8)
+        .map(move |w| (w as *const u8, start.max(w) - w, end.min(w + 8) - w))
+}
+
+/// Copies the bytes at `p .. p + dst.len()` into `dst`, with Relaxed loads of the aligned
+/// words that cover them (every shared byte is accessed as part of an atomic word, so a
+/// reader racing a writer is a race of atomics, never a data race).
 ///
 /// # Safety
 ///
-/// As [`ptr::copy_nonoverlapping`]: `src` readable and `dst` writable for `len` bytes, not
-/// overlapping.
+/// The 8-aligned words covering the range are mapped for as long as the call runs.
 #[inline(always)]
-unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
-    if len > 64 {
-        // SAFETY: the caller's contract.
-        unsafe { ptr::copy_nonoverlapping(src, dst, len) };
-        return;
+unsafe fn load_words(p: *const u8, dst: &mut [u8]) {
+    let mut at = 0;
+    for (w, lo, hi) in covering_words(p, dst.len()) {
+        // SAFETY: `w` is 8-aligned and mapped (caller); shared words are only ever
+        // accessed atomically.
+        let word = unsafe { AtomicU64::from_ptr(w.cast_mut().cast()) }
+            .load(Ordering::Relaxed)
+            .to_ne_bytes();
+        dst[at..at + hi - lo].copy_from_slice(&word[lo..hi]);
+        at += hi - lo;
     }
-    let words = len / 8;
-    for w in 0..words {
-        // SAFETY: `8 * w + 8 <= len`: inside both ranges (caller); unaligned access is
-        // allowed by `read_unaligned` / `write_unaligned`.
-        unsafe {
-            let word = src.add(8 * w).cast::<u64>().read_unaligned();
-            dst.add(8 * w).cast::<u64>().write_unaligned(word);
-        }
-    }
-    for b in 8 * words..len {
-        // SAFETY: `b < len`: inside both ranges (caller).
-        unsafe { dst.add(b).write(src.add(b).read()) };
+}
+
+/// Whether the bytes at `p .. p + bytes.len()` equal `bytes` (loaded as in [`load_words`]).
+///
+/// # Safety
+///
+/// As [`load_words`].
+#[inline(always)]
+unsafe fn eq_words(p: *const u8, bytes: &[u8]) -> bool {
+    let mut at = 0;
+    covering_words(p, bytes.len()).all(|(w, lo, hi)| {
+        // SAFETY: as in `load_words`.
+        let word = unsafe { AtomicU64::from_ptr(w.cast_mut().cast()) }
+            .load(Ordering::Relaxed)
+            .to_ne_bytes();
+        let same = word[lo..hi] == bytes[at..at + hi - lo];
+        at += hi - lo;
+        same
+    })
+}
+
+/// Writes `src` at `p`, with Relaxed stores of the aligned words that cover it; bytes of a
+/// partly covered word outside the range keep their value.
+///
+/// # Safety
+///
+/// As [`load_words`], and the caller is the only writer of the covering words (it holds
+/// the lock, and they lie in one block that is free in the committed state).
+#[inline(always)]
+unsafe fn store_words(p: *mut u8, src: &[u8]) {
+    let mut at = 0;
+    for (w, lo, hi) in covering_words(p, src.len()) {
+        // SAFETY: `w` is 8-aligned and mapped (caller); shared words are only ever
+        // accessed atomically.
+        let word = unsafe { AtomicU64::from_ptr(w.cast_mut().cast()) };
+        let mut bytes = if lo == 0 && hi == 8 {
+            [0; 8]
+        } else {
+            word.load(Ordering::Relaxed).to_ne_bytes()
+        };
+        bytes[lo..hi].copy_from_slice(&src[at..at + hi - lo]);
+        word.store(u64::from_ne_bytes(bytes), Ordering::Relaxed);
+        at += hi - lo;
     }
 }
 
@@ -74,13 +123,78 @@ fn out_of_bounds(off: u64, len: u64, mapped: u64) -> ! {
     )
 }
 
-/// Reads words of the segment: directly ([`Store`]) or through a transaction's pending
-/// writes ([`Txn`]).
+/// Reads the segment: under the lock ([`Store`]), through a transaction's pending writes
+/// ([`Txn`]), or without the lock ([`Snap`]).
 pub(crate) trait Mem {
     /// The word at `off`.
     fn rd(&self, off: u64) -> u64;
     /// The store underneath.
     fn store(&self) -> &Store;
+    /// Copies the `dst.len()` bytes at `off` into `dst`.
+    fn load(&self, off: u64, dst: &mut [u8]) {
+        self.store().load(off, dst);
+    }
+    /// Whether the `bytes.len()` bytes at `off` equal `bytes`.
+    fn bytes_eq(&self, off: u64, bytes: &[u8]) -> bool {
+        self.store().bytes_eq(off, bytes)
+    }
+    /// Whether what this view reads can no longer be trusted (a reader without the lock
+    /// whose state was overwritten): long walks stop early when it is.
+    fn stale(&self) -> bool {
+        false
+    }
+    /// Appends the `len` bytes at `off` to `out`.
+    fn read_bytes(&self, off: u64, len: u64, out: &mut Vec<u8>) {
+        let Some(n) = self.room_for(len) else {
+            return;
+        };
+        let at = out.len();
+        out.resize(at + n, 0);
+        self.load(off, &mut out[at..]);
+    }
+    /// `len` as a buffer size if a buffer of it may be allocated: always under the lock;
+    /// without it, only if `len` fits the mapping and, when large, the view is still valid
+    /// (so a torn length never allocates gigabytes).
+    fn room_for(&self, len: u64) -> Option<usize> {
+        Some(len as usize)
+    }
+}
+
+/// Bytes copied out of the segment: on the stack when small.
+pub(crate) struct Buf {
+    inline: [u8; INLINE],
+    len: usize,
+    heap: Vec<u8>,
+}
+
+impl Buf {
+    pub(crate) fn new() -> Self {
+        Buf {
+            inline: [0; INLINE],
+            len: 0,
+            heap: Vec::new(),
+        }
+    }
+
+    /// Replaces the contents by the `len` bytes at `off` of `m`.
+    pub(crate) fn fill(&mut self, m: &impl Mem, off: u64, len: u64) {
+        self.heap.clear();
+        if len as usize <= INLINE {
+            self.len = len as usize;
+            m.load(off, &mut self.inline[..self.len]);
+        } else {
+            self.len = usize::MAX;
+            m.read_bytes(off, len, &mut self.heap);
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        if self.len == usize::MAX {
+            &self.heap
+        } else {
+            &self.inline[..self.len]
+        }
+    }
 }
 
 /// A mapped manager segment.
@@ -100,6 +214,34 @@ impl Mem for Store {
         self
     }
 }
+
+impl Words for Store {
+    #[inline(always)]
+    fn load_word(&self, off: u64, order: Ordering) -> u64 {
+        self.word(off).load(order)
+    }
+    #[inline(always)]
+    fn store_word(&self, off: u64, value: u64, order: Ordering) {
+        self.word(off).store(value, order);
+    }
+    fn limit(&self) -> u64 {
+        self.mapped()
+    }
+}
+
+/// Fault points of the real protocol: park there when a test asks, never stop.
+fn fault_points(point: &'static str) -> bool {
+    if point != journal::WORD {
+        fault::point(point);
+    }
+    false
+}
+
+/// Optimistic attempts of a point read before it takes the lock.
+pub(crate) const POINT_READ_TRIES: u32 = 64;
+/// Optimistic attempts of a snapshot (a walk of a whole container) before it takes the
+/// lock: a failed walk costs as much as the walk.
+pub(crate) const SNAPSHOT_READ_TRIES: u32 = 2;
 
 /// 64-bit hash of a key's encoded bytes: the same in every process and every build.
 #[inline]
@@ -131,6 +273,7 @@ impl Store {
         st.put(OFF_MAGIC, MAGIC);
         st.put(OFF_VERSION, VERSION);
         st.put(OFF_JOURNAL, 0);
+        st.put(OFF_SEQ, 0);
         // The directory descriptor is the first block, all zero but its kind.
         let dir = HEAP_START;
         let class = class_for(64).expect("64 bytes fit a class");
@@ -181,20 +324,36 @@ impl Store {
         // `fetch_max`: a thread that read an older length must not shrink the cache under
         // another thread that has mapped more (mappings only grow).
         let len = self.seg.data_len() as u64;
-        if len > self.mapped.load(Ordering::Relaxed) {
-            self.mapped.fetch_max(len, Ordering::Relaxed);
+        if len > self.mapped() {
+            // [mapped] Release: pairs with the Acquire load in `mapped`; a thread that
+            // sees the new length sees the mapping made before it.
+            self.mapped.fetch_max(len, Ordering::Release);
+        }
+    }
+
+    /// Data bytes mapped in this process.
+    #[inline(always)]
+    fn mapped(&self) -> u64 {
+        // [mapped] Acquire: pairs with the Release `fetch_max` in `note_mapped`.
+        self.mapped.load(Ordering::Acquire)
+    }
+
+    /// The address of `off .. off + len`, or `None` outside the mapping.
+    #[inline(always)]
+    fn at(&self, off: u64, len: u64) -> Option<*mut u8> {
+        match off.checked_add(len) {
+            // SAFETY: in bounds of the mapped data area (checked).
+            Some(end) if end <= self.mapped() => {
+                Some(unsafe { self.seg.data().as_ptr().add(off as usize) })
+            }
+            _ => None,
         }
     }
 
     #[inline(always)]
     fn check(&self, off: u64, len: u64) -> *mut u8 {
-        let mapped = self.mapped.load(Ordering::Relaxed);
-        match off.checked_add(len) {
-            Some(end) if end <= mapped => {}
-            _ => out_of_bounds(off, len, mapped),
-        }
-        // SAFETY: in bounds of the mapped data area (checked above).
-        unsafe { self.seg.data().as_ptr().add(off as usize) }
+        self.at(off, len)
+            .unwrap_or_else(|| out_of_bounds(off, len, self.mapped()))
     }
 
     /// The word at `off`, as an atomic.
@@ -217,65 +376,28 @@ impl Store {
         self.word(off).store(value, Ordering::Relaxed);
     }
 
-    /// Copies `len` bytes at `off` to the end of `out`.
-    pub(crate) fn read_bytes(&self, off: u64, len: u64, out: &mut Vec<u8>) {
-        let p = self.check(off, len);
-        out.reserve(len as usize);
-        // SAFETY: `p..p+len` is mapped (checked); we hold the lock, so no process writes
-        // these bytes now; `out` has room for `len` more bytes, which we initialise.
-        unsafe {
-            ptr::copy_nonoverlapping(p, out.as_mut_ptr().add(out.len()), len as usize);
-            out.set_len(out.len() + len as usize);
-        }
-    }
-
-    /// Runs `f` on a copy of the `len` bytes at `off` (on the stack when small).
-    #[inline]
-    pub(crate) fn with_bytes<R>(&self, off: u64, len: u64, f: impl FnOnce(&[u8]) -> R) -> R {
-        if len as usize <= INLINE {
-            let p = self.check(off, len);
-            let mut buf = MaybeUninit::<[u8; INLINE]>::uninit();
-            // SAFETY: `p..p+len` is mapped (checked) and `len <= INLINE`; we hold the lock,
-            // so no process writes these bytes now; after the copy the first `len` bytes of
-            // `buf` are initialised, and only they are viewed.
-            unsafe {
-                let dst = buf.as_mut_ptr().cast::<u8>();
-                copy_bytes(p, dst, len as usize);
-                f(std::slice::from_raw_parts(dst, len as usize))
-            }
-        } else {
-            let mut out = Vec::new();
-            self.read_bytes(off, len, &mut out);
-            f(&out)
-        }
+    /// Copies the `dst.len()` bytes at `off` into `dst`.
+    pub(crate) fn load(&self, off: u64, dst: &mut [u8]) {
+        let p = self.check(off, dst.len() as u64);
+        // SAFETY: the range is mapped (checked), so are the aligned words covering it (the
+        // mapping is whole pages and the data area 128-aligned); it lives as long as `self`.
+        unsafe { load_words(p, dst) };
     }
 
     /// Whether the `bytes.len()` bytes at `off` equal `bytes`.
     pub(crate) fn bytes_eq(&self, off: u64, bytes: &[u8]) -> bool {
         let p = self.check(off, bytes.len() as u64);
-        let mut chunks = bytes.chunks_exact(8);
-        let mut at = 0;
-        for chunk in &mut chunks {
-            // SAFETY: `p + at .. p + at + 8` is in the checked range; we hold the lock, so
-            // no one writes it; unaligned reads are allowed by `read_unaligned`.
-            let word = unsafe { p.add(at).cast::<[u8; 8]>().read_unaligned() };
-            if word != *chunk {
-                return false;
-            }
-            at += 8;
-        }
-        chunks.remainder().iter().enumerate().all(|(i, b)| {
-            // SAFETY: as above, inside the checked range.
-            unsafe { p.add(at + i).read() == *b }
-        })
+        // SAFETY: as in `load`.
+        unsafe { eq_words(p, bytes) }
     }
 
     /// Writes `bytes` at `off` (a block that is free in the committed state).
     pub(crate) fn write_bytes(&self, off: u64, bytes: &[u8]) {
         let p = self.check(off, bytes.len() as u64);
-        // SAFETY: in bounds (checked); the bytes belong to a block free in the committed
-        // state and we hold the lock, so no one else reads or writes them.
-        unsafe { copy_bytes(bytes.as_ptr(), p, bytes.len()) };
+        // SAFETY: mapped as in `load`; the bytes, and the rest of the words covering them,
+        // belong to one block free in the committed state (blocks are 16-aligned), which
+        // only this lock holder writes.
+        unsafe { store_words(p, bytes) };
     }
 
     pub(crate) fn raw_lock(&self) -> &RawLock {
@@ -299,13 +421,7 @@ impl Store {
             Err(AcquireError::NotRecoverable) => return Err(Error::NotRecoverable),
             Err(AcquireError::WouldDeadlock) => return Err(Error::WouldDeadlock),
         };
-        self.refresh()?;
-        // A recoverer that died after marking the lock consistent (it does so only after
-        // replaying) cannot leave a journal behind, but a check is one load.
-        // [journal] Acquire: pairs with the Release publication in `Txn::commit`.
-        if self.word(OFF_JOURNAL).load(Ordering::Acquire) != 0 {
-            self.recover()?;
-        }
+        self.after_lock()?;
         Ok(guard)
     }
 
@@ -324,42 +440,31 @@ impl Store {
             Err(TryAcquireError::NotRecoverable) => return Err(Error::NotRecoverable),
             Err(TryAcquireError::WouldDeadlock) => return Err(Error::WouldDeadlock),
         };
+        self.after_lock()?;
+        Ok(Some(guard))
+    }
+
+    /// Maps growth; completes anything a dead recoverer left (lock held).
+    fn after_lock(&self) -> Result<(), Error> {
         self.refresh()?;
-        // [journal] Acquire: pairs with the Release publication in `Txn::commit`.
-        if self.word(OFF_JOURNAL).load(Ordering::Acquire) != 0 {
+        // A recoverer that died after marking the lock consistent (it does so only after
+        // replaying) cannot leave a journal or an odd `seq` behind, but a check is two
+        // loads.
+        // [journal] Acquire: pairs with the Release publication in `journal::commit`.
+        if self.load_word(OFF_JOURNAL, Ordering::Acquire) != 0 || self.rd(OFF_SEQ) % 2 == 1 {
             self.recover()?;
         }
-        Ok(Some(guard))
+        Ok(())
     }
 
     /// Replays the committed journal, if any (lock held).
     fn recover(&self) -> Result<(), Error> {
-        // [journal] Acquire: pairs with the Release publication in `Txn::commit`.
-        let journal = self.word(OFF_JOURNAL).load(Ordering::Acquire);
-        if journal == 0 {
-            return Ok(());
+        match journal::recover(self, &mut fault_points) {
+            Ok(_) => Ok(()),
+            Err(BadJournal { at, count }) => Err(Error::Corrupt {
+                reason: format!("journal at {at} claims {count} writes"),
+            }),
         }
-        let count = self.rd(journal);
-        let end = count
-            .checked_mul(JOURNAL_PAIR)
-            .and_then(|n| n.checked_add(journal + 8));
-        if end.is_none_or(|e| e > self.seg.data_len() as u64) {
-            return Err(Error::Corrupt {
-                reason: format!("journal at {journal} claims {count} writes"),
-            });
-        }
-        for i in 0..count {
-            if i == count / 2 {
-                fault::point("manager.recover.half_replayed");
-            }
-            let at = journal + 8 + i * JOURNAL_PAIR;
-            let (off, value) = (self.rd(at), self.rd(at + 8));
-            self.put(off, value);
-        }
-        // [journal-done] Release: pairs with the Acquire loads of `Root::journal` in
-        // `Store::lock` and `Store::recover`; whoever sees no journal sees the applied words.
-        self.word(OFF_JOURNAL).store(0, Ordering::Release);
-        Ok(())
     }
 
     /// Makes at least `end` data bytes available (lock held).
@@ -385,10 +490,130 @@ impl Store {
     pub(crate) fn directory(&self) -> u64 {
         self.rd(OFF_DIRECTORY)
     }
+
+    /// Runs the read `f` on a view of the committed state without taking the lock, as long
+    /// as writers let it finish (see [`journal`]): up to `tries` attempts, then under the
+    /// lock. `f` may run several times and must only read; it must not trust what it reads
+    /// beyond bounds (a failed attempt's view may be torn), which the [`Snap`] it gets
+    /// enforces: out-of-range reads yield zeros and fail the attempt.
+    ///
+    /// Inside an `update_with` closure (this thread holds the lock), the view is the state
+    /// before that update.
+    pub(crate) fn read<R>(
+        &self,
+        tries: u32,
+        mut f: impl FnMut(&Snap<'_>) -> R,
+    ) -> Result<R, Error> {
+        for _ in 0..tries {
+            let Some(seq) = journal::read_begin(self) else {
+                std::hint::spin_loop();
+                continue;
+            };
+            let snap = Snap {
+                st: self,
+                seq,
+                mapped: self.mapped(),
+                torn: Cell::new(false),
+            };
+            let result = f(&snap);
+            if !snap.torn.get() && journal::read_valid(self, seq) {
+                return Ok(result);
+            }
+            if snap.torn.get() {
+                // Perhaps only an offset past what this process has mapped yet.
+                self.refresh()?;
+            }
+        }
+        let _guard = self.lock()?;
+        let snap = Snap {
+            st: self,
+            seq: self.rd(OFF_SEQ),
+            mapped: self.mapped(),
+            torn: Cell::new(false),
+        };
+        let result = f(&snap);
+        if snap.torn.get() {
+            return Err(Error::Corrupt {
+                reason: "an offset points outside the segment".into(),
+            });
+        }
+        Ok(result)
+    }
 }
 
 /// Values up to this many bytes are copied out without allocating.
 const INLINE: usize = 128;
+
+/// Large reads check that their view is still valid before allocating.
+const LARGE_READ: u64 = 1 << 16;
+
+/// A view of the committed state for [`Store::read`]: reads that never panic and never
+/// trust a torn value further than bounds allow.
+pub(crate) struct Snap<'a> {
+    st: &'a Store,
+    seq: u64,
+    mapped: u64,
+    torn: Cell<bool>,
+}
+
+impl Snap<'_> {
+    /// The address of `off .. off + len`, or `None` (and the view torn) outside the
+    /// mapping or misaligned to `align`.
+    #[inline(always)]
+    fn at(&self, off: u64, len: u64, align: u64) -> Option<*mut u8> {
+        if self.torn.get() {
+            return None;
+        }
+        match off.checked_add(len) {
+            Some(end) if end <= self.mapped && off.is_multiple_of(align) => {
+                // SAFETY: in bounds of the mapped data area (checked).
+                Some(unsafe { self.st.seg.data().as_ptr().add(off as usize) })
+            }
+            _ => {
+                self.torn.set(true);
+                None
+            }
+        }
+    }
+}
+
+impl Mem for Snap<'_> {
+    #[inline(always)]
+    fn rd(&self, off: u64) -> u64 {
+        match self.at(off, 8, 8) {
+            // SAFETY: in bounds and 8-aligned (checked; the data area is 128-aligned); the
+            // mapping lives as long as the store; shared words are only accessed atomically.
+            Some(p) => unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::Relaxed),
+            None => 0,
+        }
+    }
+    fn store(&self) -> &Store {
+        self.st
+    }
+    fn load(&self, off: u64, dst: &mut [u8]) {
+        if let Some(p) = self.at(off, dst.len() as u64, 1) {
+            // SAFETY: as in `Store::load`.
+            unsafe { load_words(p, dst) };
+        }
+    }
+    fn bytes_eq(&self, off: u64, bytes: &[u8]) -> bool {
+        match self.at(off, bytes.len() as u64, 1) {
+            // SAFETY: as in `Store::load`.
+            Some(p) => unsafe { eq_words(p, bytes) },
+            None => false,
+        }
+    }
+    fn stale(&self) -> bool {
+        self.torn.get() || !journal::read_valid(self.st, self.seq)
+    }
+    fn room_for(&self, len: u64) -> Option<usize> {
+        if len > self.mapped || (len > LARGE_READ && self.stale()) {
+            self.torn.set(true);
+            return None;
+        }
+        Some(len as usize)
+    }
+}
 
 /// Borrowed view used while initialising, before a `Store` exists.
 struct StoreRef<'a>(&'a Segment);
@@ -584,28 +809,7 @@ impl<'a> Txn<'a> {
         let journal = self.top;
         let n = self.writes.len() as u64;
         self.st.ensure(journal + 8 + n * JOURNAL_PAIR)?;
-        for (i, &(off, value)) in self.writes.iter().enumerate() {
-            let at = journal + 8 + i as u64 * JOURNAL_PAIR;
-            self.st.put(at, off);
-            self.st.put(at + 8, value);
-        }
-        self.st.put(journal, n);
-        fault::point("manager.commit.before_publish");
-        // [journal] Release: pairs with the Acquire loads in `Store::lock` and
-        // `Store::recover`; the journal words above are visible to a recoverer.
-        self.st.word(OFF_JOURNAL).store(journal, Ordering::Release);
-        fault::point("manager.commit.published");
-        let half = self.writes.len() / 2;
-        for (i, &(off, value)) in self.writes.iter().enumerate() {
-            if i == half {
-                fault::point("manager.commit.half_applied");
-            }
-            self.st.put(off, value);
-        }
-        fault::point("manager.commit.applied");
-        // [journal-done] Release: pairs with the Acquire loads of `Root::journal` in
-        // `Store::lock` and `Store::recover`, as in `Store::recover`.
-        self.st.word(OFF_JOURNAL).store(0, Ordering::Release);
+        journal::commit(self.st, journal, &self.writes, &mut fault_points);
         Ok(())
     }
 }

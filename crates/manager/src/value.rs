@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::handle::{Handle, decode, encode, proxy_impls, type_id};
 use crate::layout::{DESC_A, KIND_VALUE};
 use crate::raw_list;
-use crate::store::{Mem, Store, Txn};
+use crate::store::{Buf, Mem, POINT_READ_TRIES, Store, Txn};
 
 pub(crate) fn expected<T>() -> String {
     format!("SharedValue<{}>", std::any::type_name::<T>())
@@ -70,16 +70,16 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
     /// ```
     pub fn get(&self) -> Result<Option<T>, Error> {
         let st = self.st();
-        let mut bytes = Vec::new();
-        {
-            let _guard = st.lock()?;
-            let elem = st.rd(self.handle.desc + DESC_A);
-            if elem == 0 {
-                return Ok(None);
+        let desc = self.handle.desc;
+        let mut bytes = Buf::new();
+        let found = st.read(POINT_READ_TRIES, |m| {
+            let elem = m.rd(desc + DESC_A);
+            if elem != 0 {
+                raw_list::elem_into(m, elem, &mut bytes);
             }
-            raw_list::read_elem(st, elem, &mut bytes);
-        }
-        decode(&bytes).map(Some)
+            elem != 0
+        })?;
+        found.then(|| decode(bytes.as_slice())).transpose()
     }
 
     /// Sets the value, returning the previous one.

@@ -119,20 +119,26 @@ fn capacity_exceeded_leaves_everything_intact() {
 }
 
 #[test]
-fn a_container_used_inside_update_with_is_would_deadlock() {
+fn a_write_inside_update_with_is_would_deadlock_and_a_read_sees_the_state_before() {
     let manager = Manager::new().unwrap();
     let d = manager.dict::<u8, u8>("d").unwrap();
+    d.insert(&2, &20).unwrap();
     let inner = d.clone();
-    let nested = d.update_with(&1, |v| {
-        *v = Some(1);
-        inner.get(&1)
-    });
-    assert!(matches!(nested.unwrap(), Err(Error::WouldDeadlock)));
+    let (read_own, read_other, nested_write) = d
+        .update_with(&1, |v| {
+            *v = Some(1);
+            (inner.get(&1), inner.get(&2), inner.insert(&3, &30))
+        })
+        .unwrap();
+    assert!(matches!(nested_write, Err(Error::WouldDeadlock)));
+    assert_eq!(read_own.unwrap(), None, "the update is not committed yet");
+    assert_eq!(read_other.unwrap(), Some(20));
     assert_eq!(
         d.get(&1).unwrap(),
         Some(1),
         "the outer update still applied"
     );
+    assert_eq!(d.get(&3).unwrap(), None);
 }
 
 #[test]
