@@ -205,7 +205,10 @@ pub mod loom_model {
     use super::{BadJournal, Words};
     use crate::sync::Ordering;
 
-    pub use crate::layout::{OFF_JOURNAL, OFF_SEQ};
+    /// Offset of `Root::journal`.
+    pub const JOURNAL: u64 = crate::layout::OFF_JOURNAL;
+    /// Offset of `Root::seq`.
+    pub const SEQ: u64 = crate::layout::OFF_SEQ;
 
     /// `n` words of memory, all zero.
     pub struct HeapWords(Vec<AtomicU64>);

@@ -427,6 +427,7 @@ impl Store {
 
     /// As [`lock`](Self::lock), but `Ok(None)` at once instead of waiting while another
     /// thread holds the lock (for `inspect`, which must never block).
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn try_lock(&self) -> Result<Option<LockGuard<'_>>, Error> {
         let guard = match self.raw_lock().try_acquire() {
             Ok(guard) => guard,
