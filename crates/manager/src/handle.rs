@@ -10,6 +10,7 @@ use shm_segment::{ObjectKind, SegmentOptions, TypeFingerprint};
 
 use crate::error::{ContainerError, Error};
 use crate::layout::{DESC_KEY_TYPE, DESC_KIND, DESC_VALUE_TYPE, kind_name};
+use crate::registry;
 use crate::store::{Mem, Store};
 
 /// Segment options of every manager.
@@ -108,11 +109,7 @@ impl Handle {
     ) -> Result<Handle, D::Error> {
         use serde::de::Error as _;
         let wire = Wire::deserialize(deserializer)?;
-        let seg = wire
-            .segment
-            .open(&segment_options())
-            .map_err(D::Error::custom)?;
-        let store = Store::attach(seg).map_err(D::Error::custom)?;
+        let store = open_token(&wire.segment)?;
         {
             let _guard = store.lock().map_err(D::Error::custom)?;
             if wire.desc % 16 != 0 || wire.desc + 64 > store.seg.data_len() as u64 {
@@ -122,10 +119,24 @@ impl Handle {
                 .map_err(D::Error::custom)?;
         }
         Ok(Handle {
-            store: Arc::new(store),
+            store,
             desc: wire.desc,
         })
     }
+}
+
+/// The store of the manager segment `token` names: the one this process has mapped
+/// already, if any, else the segment opened and attached. An anonymous segment is looked
+/// up by the identity in the token before anything is opened; a named one is opened by
+/// name first, since the name may now be another segment's.
+pub(crate) fn open_token<E: serde::de::Error>(token: &SegmentToken) -> Result<Arc<Store>, E> {
+    if let SegmentToken::Anonymous { device, inode, .. } = *token
+        && let Some(store) = registry::lookup((device, inode))
+    {
+        return Ok(store);
+    }
+    let seg = token.open(&segment_options()).map_err(E::custom)?;
+    registry::attach(seg).map_err(E::custom)
 }
 
 /// Implements `Clone`, `Debug`, `Serialize` and `Deserialize` for a proxy type.

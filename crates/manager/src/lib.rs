@@ -17,7 +17,8 @@
 //!
 //! Keys and values are any `Serialize + DeserializeOwned` type, stored postcard-encoded.
 //! Proxies are `Clone + Send + Sync` and serde, so they pass to child processes and
-//! through queues. Containers grow with the segment ([`shm_segment::Segment::grow`]) until
+//! through queues; however many of one manager a process receives, it maps the manager
+//! once. Containers grow with the segment ([`shm_segment::Segment::grow`]) until
 //! memory, or the optional cap ([`ManagerBuilder::max_bytes`]), runs out
 //! ([`Error::CapacityExceeded`]).
 //!
@@ -71,6 +72,7 @@ mod manager;
 mod namespace;
 mod raw_dict;
 mod raw_list;
+mod registry;
 mod store;
 mod sync;
 mod value;

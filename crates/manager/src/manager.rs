@@ -7,11 +7,12 @@ use shm_segment::transfer::SegmentToken;
 use shm_segment::{CreateError, OpenError};
 
 use crate::error::{ContainerError, Error};
-use crate::handle::{Handle, segment_options, type_id};
+use crate::handle::{Handle, open_token, segment_options, type_id};
 use crate::layout::{
     DESC_A, DESC_B, DESC_C, DESC_D, DESC_KEY_TYPE, DESC_KIND, DESC_VALUE_TYPE, HEAP_START,
     KIND_DICT, KIND_LIST, KIND_NAMESPACE, KIND_VALUE, kind_name,
 };
+use crate::registry;
 use crate::store::{Mem, Store, Txn};
 use crate::{Namespace, SharedDict, SharedList, SharedValue, raw_dict};
 
@@ -38,7 +39,8 @@ pub const DEFAULT_MAX_BYTES: usize = 256 << 30;
 /// [`Manager::new`] makes an anonymous manager (freed by the kernel when the last process
 /// holding it exits); pass it, or its proxies, to child processes (they are serde).
 /// [`ManagerBuilder::create`] / [`Manager::open`] make and open a named one for unrelated
-/// processes.
+/// processes. Every manager and proxy of one segment in a process, however it got there,
+/// shares one mapping of it, unmapped when the last of them is dropped.
 ///
 /// # Examples
 ///
@@ -112,7 +114,8 @@ impl ManagerBuilder {
     }
 
     /// Creates the named manager `/dev/shm/multiproc.<name>`; it is removed when this
-    /// handle is dropped.
+    /// handle is dropped — with its clones and proxies, and the handles of it that this
+    /// process opens or receives, which all share its mapping.
     ///
     /// # Errors
     ///
@@ -121,11 +124,17 @@ impl ManagerBuilder {
     /// # Examples
     ///
     /// ```
+    /// use shm_manager::Manager;
+    /// use shm_segment::OpenError;
     /// # let name = format!("doc-manager-{}", std::process::id());
-    /// let manager = shm_manager::Manager::builder().create(&name)?;
-    /// let other = shm_manager::Manager::open(&name)?; // typically in another process
+    /// let manager = Manager::builder().create(&name)?;
+    /// let other = Manager::open(&name)?; // typically in another process
     /// manager.list::<u8>("l")?.push(&7)?;
     /// assert_eq!(other.list::<u8>("l")?.to_vec()?, vec![7]);
+    /// drop(manager);
+    /// assert!(Manager::open(&name).is_ok(), "`other` shares the creator's mapping");
+    /// drop(other);
+    /// assert!(matches!(Manager::open(&name), Err(OpenError::NotFound { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create(&self, name: &str) -> Result<Manager, CreateError> {
@@ -141,7 +150,7 @@ impl Manager {
         })?;
         debug_assert!(store.seg.data_len() as u64 > HEAP_START);
         Ok(Manager {
-            store: Arc::new(store),
+            store: registry::share(store),
         })
     }
 
@@ -177,7 +186,8 @@ impl Manager {
         }
     }
 
-    /// Opens the named manager `name`.
+    /// Opens the named manager `name`. A process maps a manager once: if this one has it
+    /// mapped already (created, opened or received), the handle shares that mapping.
     ///
     /// # Errors
     ///
@@ -193,13 +203,11 @@ impl Manager {
     /// ```
     pub fn open(name: &str) -> Result<Manager, OpenError> {
         let seg = segment_options().open(name)?;
-        let store = Store::attach(seg).map_err(|e| OpenError::Corrupt {
+        let store = registry::attach(seg).map_err(|e| OpenError::Corrupt {
             segment: name.to_owned(),
             reason: e.to_string(),
         })?;
-        Ok(Manager {
-            store: Arc::new(store),
-        })
+        Ok(Manager { store })
     }
 
     /// The name of a named manager.
@@ -461,12 +469,9 @@ impl Serialize for Manager {
 
 impl<'de> Deserialize<'de> for Manager {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
         let token = SegmentToken::deserialize(deserializer)?;
-        let seg = token.open(&segment_options()).map_err(D::Error::custom)?;
-        let store = Store::attach(seg).map_err(D::Error::custom)?;
         Ok(Manager {
-            store: Arc::new(store),
+            store: open_token(&token)?,
         })
     }
 }

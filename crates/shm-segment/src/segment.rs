@@ -1432,6 +1432,30 @@ impl Segment {
         self.ino
     }
 
+    /// Identity of the backing file, `(device, inode)`: equal for every handle of one
+    /// segment in any process, and different for a segment created under a name after the
+    /// old one was removed. Unique among files that are open, so it tells whether two
+    /// handles share a segment (the file stays open as long as a handle does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, Segment, SegmentOptions};
+    /// # let name = format!("doc-identity-{}", std::process::id());
+    /// let opts = SegmentOptions::new(ObjectKind::RAW);
+    /// let a = opts.create(&name)?;
+    /// let b = opts.open(&name)?;
+    /// assert_eq!(a.identity(), b.identity());
+    /// assert_eq!(a.identity().1, a.inode());
+    /// Segment::unlink(&name)?;
+    /// let c = opts.create(&name)?; // the same name, a new file
+    /// assert_ne!(c.identity(), a.identity());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn identity(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
     /// Removes the named segment `name` from `/dev/shm`. Processes that have it open keep
     /// using it; new `open`s fail with [`OpenError::NotFound`].
     ///
