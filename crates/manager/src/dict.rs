@@ -88,12 +88,11 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get(&self, key: &K) -> Result<Option<V>, Error> {
-        let st = &*self.handle.store;
         let desc = self.desc();
         with_encoded(key, |key| {
             let hash = hash_bytes(key);
             let mut value = Buf::new();
-            let found = st.read(POINT_READ_TRIES, |m| {
+            let found = self.handle.read(POINT_READ_TRIES, |m| {
                 raw_dict::get_into(m, desc, key, hash, &mut value)
             })?;
             found.then(|| decode(value.as_slice())).transpose()
@@ -116,8 +115,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     /// ```
     pub fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>, Error> {
         let keys = keys.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
-        let st = &*self.handle.store;
-        let raw: Vec<Option<Vec<u8>>> = st.read(POINT_READ_TRIES, |m| {
+        let raw: Vec<Option<Vec<u8>>> = self.handle.read(POINT_READ_TRIES, |m| {
             keys.iter()
                 .map(|k| {
                     let mut bytes = Vec::new();
@@ -145,10 +143,9 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn contains_key(&self, key: &K) -> Result<bool, Error> {
-        let st = &*self.handle.store;
         with_encoded(key, |key| {
             let hash = hash_bytes(key);
-            st.read(POINT_READ_TRIES, |m| {
+            self.handle.read(POINT_READ_TRIES, |m| {
                 matches!(
                     raw_dict::probe(m, self.desc(), key, hash),
                     raw_dict::Probe::Found(..)
@@ -176,7 +173,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
         let st = &*self.handle.store;
         with_encoded(key, |key| {
             with_encoded(value, |value| {
-                let _guard = st.lock()?;
+                let _guard = self.handle.lock()?;
                 let mut txn = Txn::new(st);
                 let old = raw_dict::insert(&mut txn, self.desc(), key, value)?;
                 txn.commit()?;
@@ -206,7 +203,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
             .map(|(k, v)| Ok((encode(k)?, encode(v)?)))
             .collect::<Result<Vec<_>, Error>>()?;
         let st = &*self.handle.store;
-        let _guard = st.lock()?;
+        let _guard = self.handle.lock()?;
         let mut txn = Txn::new(st);
         raw_dict::reserve(&mut txn, self.desc(), encoded.len() as u64)?;
         for (k, v) in &encoded {
@@ -270,7 +267,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     pub fn remove(&self, key: &K) -> Result<Option<V>, Error> {
         let st = &*self.handle.store;
         with_encoded(key, |key| {
-            let _guard = st.lock()?;
+            let _guard = self.handle.lock()?;
             let mut txn = Txn::new(st);
             let old = raw_dict::remove(&mut txn, self.desc(), key);
             txn.commit()?;
@@ -337,7 +334,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
         let st = &*self.handle.store;
         let mut bytes = Vec::new();
         let made = {
-            let _guard = st.lock()?;
+            let _guard = self.handle.lock()?;
             if raw_dict::get(st, self.desc(), &key, &mut bytes) {
                 None
             } else {
@@ -380,7 +377,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     pub fn update_with<R>(&self, key: &K, f: impl FnOnce(&mut Option<V>) -> R) -> Result<R, Error> {
         let key = encode(key)?;
         let st = &*self.handle.store;
-        let _guard = st.lock()?;
+        let _guard = self.handle.lock()?;
         let mut old = Vec::new();
         let had = raw_dict::get(st, self.desc(), &key, &mut old);
         let mut value = if had { Some(decode(&old)?) } else { None };
@@ -417,8 +414,8 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn len(&self) -> Result<usize, Error> {
-        let st = &*self.handle.store;
-        st.read(POINT_READ_TRIES, |m| raw_dict::len(m, self.desc()) as usize)
+        self.handle
+            .read(POINT_READ_TRIES, |m| raw_dict::len(m, self.desc()) as usize)
     }
 
     /// Whether the dict is empty.
@@ -455,7 +452,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     /// ```
     pub fn clear(&self) -> Result<(), Error> {
         let st = &*self.handle.store;
-        let _guard = st.lock()?;
+        let _guard = self.handle.lock()?;
         let mut txn = Txn::new(st);
         raw_dict::clear(&mut txn, self.desc());
         txn.commit()
@@ -463,8 +460,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
 
     /// Raw snapshot: (key bytes, value bytes) of every entry, of one committed state.
     fn snapshot(&self, keys: bool, values: bool) -> Result<Vec<RawPair>, Error> {
-        let st = &*self.handle.store;
-        st.read(SNAPSHOT_READ_TRIES, |m| {
+        self.handle.read(SNAPSHOT_READ_TRIES, |m| {
             raw_dict::entries(m, self.desc())
                 .into_iter()
                 .map(|e| {

@@ -60,13 +60,19 @@ pub enum Error {
         /// The list's length.
         len: usize,
     },
-    /// The calling thread holds the manager's lock already: it called into the manager
-    /// from inside an `update_with` closure.
+    /// The calling thread holds the manager's lock already: it wrote to the manager (or
+    /// created a container) from inside an `update_with` closure. Reads there are fine.
     #[error(
-        "the calling thread already holds this manager's lock (a container operation inside \
-         an update_with closure?)"
+        "the calling thread already holds this manager's lock (a container write or a \
+         container's creation inside an update_with closure?)"
     )]
     WouldDeadlock,
+    /// The proxy's container was removed by [`Manager::remove`](crate::Manager::remove).
+    #[error(
+        "the container was removed from its manager (Manager::remove); open it by name again \
+         for a new one"
+    )]
+    Removed,
     /// The manager's lock is not recoverable (someone marked it inconsistent for good).
     #[error("the manager's lock is not recoverable; create a new manager")]
     NotRecoverable,

@@ -9,9 +9,11 @@ use shm_segment::transfer::SegmentToken;
 use shm_segment::{ObjectKind, SegmentOptions, TypeFingerprint};
 
 use crate::error::{ContainerError, Error};
-use crate::layout::{DESC_KEY_TYPE, DESC_KIND, DESC_VALUE_TYPE, kind_name};
+use crate::layout::{DESC_KEY_TYPE, DESC_KIND, DESC_VALUE_TYPE, HEAP_START, KIND_MASK, kind_name};
 use crate::registry;
-use crate::store::{Mem, Store};
+use shm_lock::LockGuard;
+
+use crate::store::{Mem, POINT_READ_TRIES, Snap, Store};
 
 /// Segment options of every manager.
 pub(crate) fn segment_options() -> SegmentOptions {
@@ -52,6 +54,8 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
 pub(crate) struct Handle {
     pub(crate) store: Arc<Store>,
     pub(crate) desc: u64,
+    /// The descriptor's kind word (kind and container id) while the container lives.
+    pub(crate) kind: u64,
 }
 
 /// The serialised form of a proxy.
@@ -59,19 +63,20 @@ pub(crate) struct Handle {
 struct Wire {
     segment: SegmentToken,
     desc: u64,
+    kind: u64,
 }
 
 impl Handle {
     /// Checks that descriptor `desc` holds a `kind` container of the given types.
     pub(crate) fn check(
-        store: &Store,
+        m: &impl Mem,
         desc: u64,
         name: &str,
         kind: u64,
         types: (u64, u64),
         expected: impl FnOnce() -> String,
     ) -> Result<(), ContainerError> {
-        let found = store.rd(desc + DESC_KIND);
+        let found = m.rd(desc + DESC_KIND) & KIND_MASK;
         if found != kind {
             return Err(ContainerError::KindMismatch {
                 name: name.to_owned(),
@@ -79,11 +84,7 @@ impl Handle {
                 found: kind_name(found),
             });
         }
-        if (
-            store.rd(desc + DESC_KEY_TYPE),
-            store.rd(desc + DESC_VALUE_TYPE),
-        ) != types
-        {
+        if (m.rd(desc + DESC_KEY_TYPE), m.rd(desc + DESC_VALUE_TYPE)) != types {
             return Err(ContainerError::TypeMismatch {
                 name: name.to_owned(),
                 expected: expected(),
@@ -92,10 +93,47 @@ impl Handle {
         Ok(())
     }
 
+    /// Whether the container still lives (was not removed) in the view `m`.
+    #[inline(always)]
+    fn live(&self, m: &impl Mem) -> bool {
+        m.rd(self.desc + DESC_KIND) == self.kind
+    }
+
+    /// Takes the manager's lock for a mutation of this container.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Removed`]; the errors of [`Store::lock`].
+    #[inline]
+    pub(crate) fn lock(&self) -> Result<LockGuard<'_>, Error> {
+        let guard = self.store.lock()?;
+        if !self.live(&*self.store) {
+            return Err(Error::Removed);
+        }
+        Ok(guard)
+    }
+
+    /// Runs the read `f` on a committed state of this container ([`Store::read`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Removed`]; the errors of [`Store::read`].
+    #[inline]
+    pub(crate) fn read<R>(
+        &self,
+        tries: u32,
+        mut f: impl FnMut(&Snap<'_>) -> R,
+    ) -> Result<R, Error> {
+        self.store
+            .read(tries, |m| self.live(m).then(|| f(m)))?
+            .ok_or(Error::Removed)
+    }
+
     pub(crate) fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         Wire {
             segment: self.store.seg.token(),
             desc: self.desc,
+            kind: self.kind,
         }
         .serialize(serializer)
     }
@@ -105,23 +143,26 @@ impl Handle {
         deserializer: D,
         kind: u64,
         types: (u64, u64),
-        expected: impl FnOnce() -> String,
+        expected: impl Fn() -> String,
     ) -> Result<Handle, D::Error> {
         use serde::de::Error as _;
         let wire = Wire::deserialize(deserializer)?;
         let store = open_token(&wire.segment)?;
-        {
-            let _guard = store.lock().map_err(D::Error::custom)?;
-            if wire.desc % 16 != 0 || wire.desc + 64 > store.seg.data_len() as u64 {
-                return Err(D::Error::custom("container descriptor out of range"));
-            }
-            Handle::check(&store, wire.desc, "<received>", kind, types, expected)
-                .map_err(D::Error::custom)?;
+        if wire.desc % 16 != 0 || wire.desc < HEAP_START {
+            return Err(D::Error::custom("container descriptor out of range"));
         }
-        Ok(Handle {
+        let handle = Handle {
             store,
             desc: wire.desc,
-        })
+            kind: wire.kind,
+        };
+        handle
+            .read(POINT_READ_TRIES, |m| {
+                Handle::check(m, wire.desc, "<received>", kind, types, &expected)
+            })
+            .map_err(D::Error::custom)?
+            .map_err(D::Error::custom)?;
+        Ok(handle)
     }
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::Manager;
 use crate::error::Error;
 use crate::layout::{
-    DESC_A, DESC_B, DESC_C, DESC_KIND, HEAP_START, KIND_DICT, KIND_LIST, KIND_NAMESPACE,
+    DESC_A, DESC_B, DESC_C, DESC_KIND, HEAP_START, KIND_DICT, KIND_LIST, KIND_MASK, KIND_NAMESPACE,
     KIND_VALUE, NCLASSES, OFF_HEAP_TOP, class_size, kind_name,
 };
 use crate::raw_dict;
@@ -160,7 +160,7 @@ fn block_bytes(st: &Store, block: u64) -> u64 {
 
 /// The summary of the container with descriptor block `desc` (lock held).
 fn container(st: &Store, name: String, desc: u64) -> ContainerState {
-    let kind = st.rd(desc + DESC_KIND);
+    let kind = st.rd(desc + DESC_KIND) & KIND_MASK;
     let mut bytes = block_bytes(st, desc);
     let len = match kind {
         KIND_DICT | KIND_NAMESPACE | KIND_LIST => {

@@ -54,8 +54,11 @@ pub(crate) struct Root {
     /// Commit sequence number: odd while a committed journal is being applied in place,
     /// so that readers without the lock can tell a torn view (see `journal`).
     pub seq: u64,
-    /// Zero; room for later versions.
-    pub reserved: [u64; 2],
+    /// The last container id handed out (ids start at 1; the directory has 0).
+    pub last_id: u64,
+    /// Descriptors of removed containers, linked through their `a` field (0 = none):
+    /// reused only as descriptors, so a stale proxy always finds a descriptor there.
+    pub free_descriptors: u64,
     /// The robust lock that guards the whole segment.
     pub lock: RawLock,
     /// Head of the free list of each size class (block offsets, 0 = empty).
@@ -68,6 +71,8 @@ pub(crate) const OFF_JOURNAL: u64 = offset_of!(Root, journal) as u64;
 pub(crate) const OFF_HEAP_TOP: u64 = offset_of!(Root, heap_top) as u64;
 pub(crate) const OFF_DIRECTORY: u64 = offset_of!(Root, directory) as u64;
 pub(crate) const OFF_SEQ: u64 = offset_of!(Root, seq) as u64;
+pub(crate) const OFF_LAST_ID: u64 = offset_of!(Root, last_id) as u64;
+pub(crate) const OFF_FREE_DESCRIPTORS: u64 = offset_of!(Root, free_descriptors) as u64;
 pub(crate) const OFF_LOCK: u64 = offset_of!(Root, lock) as u64;
 pub(crate) const OFF_FREE_HEADS: u64 = offset_of!(Root, free_heads) as u64;
 
@@ -78,6 +83,7 @@ const _: () = {
     assert!(offset_of!(Root, heap_top) == 24);
     assert!(offset_of!(Root, directory) == 32);
     assert!(offset_of!(Root, seq) == 40);
+    assert!(offset_of!(Root, free_descriptors) == 56);
     assert!(offset_of!(Root, lock) == 64);
     assert!(size_of::<RawLock>() == 64);
     assert!(offset_of!(Root, free_heads) == 128);
@@ -118,6 +124,10 @@ pub(crate) fn class_for(total: u64) -> Option<usize> {
 
 /// Container descriptor: the payload of a 64-byte block, one per container.
 ///
+/// `kind` holds the container's kind in its low byte and its id above ([`kind_word`]):
+/// every container ever created in a manager has its own id, so a proxy whose container
+/// was removed (and whose descriptor may now serve another container) can tell.
+///
 /// `a`, `b`, `c`, `d` depend on the kind: a dict has its table, capacity (slots), length
 /// and used slots (length + tombstones); a list its slot array, capacity and length; a
 /// value its entry (0: unset).
@@ -145,6 +155,17 @@ const _: () = {
     assert!(size_of::<Descriptor>() as u64 + BLOCK_HEADER <= 64);
 };
 
+/// The kind in the low byte of [`Descriptor::kind`].
+pub(crate) const KIND_MASK: u64 = 0xff;
+
+/// The [`Descriptor::kind`] word of container `id` of `kind`.
+pub(crate) const fn kind_word(kind: u64, id: u64) -> u64 {
+    kind | id << 8
+}
+
+/// The kind of a removed container's descriptor (on the free descriptor list).
+pub(crate) const KIND_REMOVED: u64 = 0;
+
 /// Container kinds recorded in [`Descriptor::kind`].
 pub(crate) const KIND_DICT: u64 = 1;
 pub(crate) const KIND_LIST: u64 = 2;
@@ -153,7 +174,8 @@ pub(crate) const KIND_NAMESPACE: u64 = 4;
 
 /// The name of a descriptor kind, for errors.
 pub(crate) fn kind_name(kind: u64) -> &'static str {
-    match kind {
+    match kind & KIND_MASK {
+        KIND_REMOVED => "removed container",
         KIND_DICT => "dict",
         KIND_LIST => "list",
         KIND_VALUE => "value",

@@ -115,7 +115,7 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
     pub fn push(&self, value: &T) -> Result<(), Error> {
         let bytes = encode(value)?;
         let st = self.st();
-        let _guard = st.lock()?;
+        let _guard = self.handle.lock()?;
         let mut txn = Txn::new(st);
         let elem = raw_list::write_elem(&mut txn, &bytes)?;
         raw_list::push_elems(&mut txn, self.desc(), &[elem])?;
@@ -142,7 +142,7 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
             .map(|v| encode(&v))
             .collect::<Result<Vec<_>, _>>()?;
         let st = self.st();
-        let _guard = st.lock()?;
+        let _guard = self.handle.lock()?;
         let mut txn = Txn::new(st);
         let elems = encoded
             .iter()
@@ -171,7 +171,7 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
         let st = self.st();
         let mut bytes = Vec::new();
         {
-            let _guard = st.lock()?;
+            let _guard = self.handle.lock()?;
             let n = raw_list::len(st, self.desc());
             if n == 0 {
                 return Ok(None);
@@ -201,10 +201,9 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get(&self, index: usize) -> Result<Option<T>, Error> {
-        let st = self.st();
         let desc = self.desc();
         let mut bytes = Buf::new();
-        let found = st.read(POINT_READ_TRIES, |m| {
+        let found = self.handle.read(POINT_READ_TRIES, |m| {
             if index as u64 >= raw_list::len(m, desc) {
                 return false;
             }
@@ -234,7 +233,7 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
         let st = self.st();
         let mut old = Vec::new();
         {
-            let _guard = st.lock()?;
+            let _guard = self.handle.lock()?;
             self.in_range(index, raw_list::len(st, self.desc()))?;
             raw_list::read_elem(
                 st,
@@ -267,7 +266,7 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
     /// ```
     pub fn update_with<R>(&self, index: usize, f: impl FnOnce(&mut T) -> R) -> Result<R, Error> {
         let st = self.st();
-        let _guard = st.lock()?;
+        let _guard = self.handle.lock()?;
         self.in_range(index, raw_list::len(st, self.desc()))?;
         let mut old = Vec::new();
         raw_list::read_elem(
@@ -305,7 +304,7 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
     pub fn insert(&self, index: usize, value: &T) -> Result<(), Error> {
         let bytes = encode(value)?;
         let st = self.st();
-        let _guard = st.lock()?;
+        let _guard = self.handle.lock()?;
         let n = raw_list::len(st, self.desc());
         if index as u64 > n {
             return Err(Error::IndexOutOfRange {
@@ -340,7 +339,7 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
         let st = self.st();
         let mut old = Vec::new();
         {
-            let _guard = st.lock()?;
+            let _guard = self.handle.lock()?;
             self.in_range(index, raw_list::len(st, self.desc()))?;
             let mut slots = raw_list::elems(st, self.desc());
             let elem = slots.remove(index);
@@ -370,7 +369,7 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
     /// ```
     pub fn truncate(&self, len: usize) -> Result<(), Error> {
         let st = self.st();
-        let _guard = st.lock()?;
+        let _guard = self.handle.lock()?;
         let mut slots = raw_list::elems(st, self.desc());
         if len >= slots.len() {
             return Ok(());
@@ -416,8 +415,8 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn len(&self) -> Result<usize, Error> {
-        let st = self.st();
-        st.read(POINT_READ_TRIES, |m| raw_list::len(m, self.desc()) as usize)
+        self.handle
+            .read(POINT_READ_TRIES, |m| raw_list::len(m, self.desc()) as usize)
     }
 
     /// Whether the list is empty.
@@ -455,9 +454,8 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn range(&self, range: impl RangeBounds<usize>) -> Result<Vec<T>, Error> {
-        let st = self.st();
         let desc = self.desc();
-        let raw: Result<Vec<Vec<u8>>, Error> = st.read(SNAPSHOT_READ_TRIES, |m| {
+        let raw: Result<Vec<Vec<u8>>, Error> = self.handle.read(SNAPSHOT_READ_TRIES, |m| {
             let (a, b) = bounds((range.start_bound(), range.end_bound()), len_of(m, desc))?;
             if m.room_for(8 * (b - a) as u64).is_none() {
                 return Ok(Vec::new());

@@ -10,11 +10,12 @@ use crate::error::{ContainerError, Error};
 use crate::handle::{Handle, open_token, segment_options, type_id};
 use crate::layout::{
     DESC_A, DESC_B, DESC_C, DESC_D, DESC_KEY_TYPE, DESC_KIND, DESC_VALUE_TYPE, HEAP_START,
-    KIND_DICT, KIND_LIST, KIND_NAMESPACE, KIND_VALUE, kind_name,
+    KIND_DICT, KIND_LIST, KIND_MASK, KIND_NAMESPACE, KIND_REMOVED, KIND_VALUE,
+    OFF_FREE_DESCRIPTORS, OFF_LAST_ID, kind_name, kind_word,
 };
 use crate::registry;
 use crate::store::{Mem, Store, Txn};
-use crate::{Namespace, SharedDict, SharedList, SharedValue, raw_dict};
+use crate::{Namespace, SharedDict, SharedList, SharedValue, raw_dict, raw_list};
 
 /// Data bytes a manager's segment starts with.
 const INITIAL_BYTES: usize = 64 * 1024;
@@ -328,37 +329,115 @@ impl Manager {
     ) -> Result<Handle, ContainerError> {
         let st = &*self.store;
         let _guard = st.lock()?;
-        let dir = st.directory();
-        let mut value = Vec::new();
-        let desc = if raw_dict::get(st, dir, name.as_bytes(), &mut value) {
-            let desc = u64::from_le_bytes(value.try_into().map_err(|_| Error::Corrupt {
-                reason: "directory entry".into(),
-            })?);
-            Handle::check(st, desc, name, kind, types, expected)?;
-            desc
-        } else {
-            let mut txn = Txn::new(st);
-            let desc = txn.alloc(56)?;
-            // A fresh block: free in the committed state until the commit below.
-            for (field, v) in [
-                (DESC_KIND, kind),
-                (DESC_KEY_TYPE, types.0),
-                (DESC_VALUE_TYPE, types.1),
-                (DESC_A, 0),
-                (DESC_B, 0),
-                (DESC_C, 0),
-                (DESC_D, 0),
-            ] {
-                st.put(desc + field, v);
+        let (desc, word) = match find(st, name)? {
+            Some(desc) => {
+                Handle::check(st, desc, name, kind, types, expected)?;
+                (desc, st.rd(desc + DESC_KIND))
             }
-            raw_dict::insert(&mut txn, dir, name.as_bytes(), &desc.to_le_bytes())?;
-            txn.commit()?;
-            desc
+            None => {
+                let mut txn = Txn::new(st);
+                // A removed container's descriptor if there is one (descriptors stay
+                // descriptors, see `Root::free_descriptors`), else a fresh block.
+                let desc = match txn.rd(OFF_FREE_DESCRIPTORS) {
+                    0 => txn.alloc(56)?,
+                    reused => {
+                        let next = txn.rd(reused + DESC_A);
+                        txn.wr(OFF_FREE_DESCRIPTORS, next);
+                        reused
+                    }
+                };
+                let id = txn.rd(OFF_LAST_ID) + 1;
+                txn.wr(OFF_LAST_ID, id);
+                let word = kind_word(kind, id);
+                for (field, v) in [
+                    (DESC_KIND, word),
+                    (DESC_KEY_TYPE, types.0),
+                    (DESC_VALUE_TYPE, types.1),
+                    (DESC_A, 0),
+                    (DESC_B, 0),
+                    (DESC_C, 0),
+                    (DESC_D, 0),
+                ] {
+                    txn.wr(desc + field, v);
+                }
+                raw_dict::insert(
+                    &mut txn,
+                    st.directory(),
+                    name.as_bytes(),
+                    &desc.to_le_bytes(),
+                )?;
+                txn.commit()?;
+                (desc, word)
+            }
         };
         Ok(Handle {
             store: Arc::clone(&self.store),
             desc,
+            kind: word,
         })
+    }
+
+    /// Removes container `name` and everything in it, atomically, and returns whether it
+    /// existed. Its memory goes back to the manager's free lists for other containers
+    /// (the segment itself does not shrink). Every proxy of it, in any process, then fails
+    /// with [`Error::Removed`]; opening `name` again makes a new, empty container.
+    ///
+    /// # Errors
+    ///
+    /// The lock errors of every operation; [`Error::Corrupt`] for a damaged directory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_manager::{Error, Manager};
+    /// let m = Manager::new()?;
+    /// let scratch = m.dict::<u32, String>("scratch")?;
+    /// scratch.insert(&1, &"temporary".into())?;
+    /// assert!(m.remove("scratch")?);
+    /// assert!(matches!(scratch.get(&1), Err(Error::Removed)));
+    /// assert!(m.containers()?.is_empty());
+    /// assert!(!m.remove("scratch")?, "already gone");
+    /// assert_eq!(m.dict::<u32, String>("scratch")?.len()?, 0, "a new container");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remove(&self, name: &str) -> Result<bool, Error> {
+        let st = &*self.store;
+        let _guard = st.lock()?;
+        let Some(desc) = find(st, name)? else {
+            return Ok(false);
+        };
+        let mut txn = Txn::new(st);
+        match st.rd(desc + DESC_KIND) & KIND_MASK {
+            KIND_DICT | KIND_NAMESPACE => raw_dict::clear(&mut txn, desc),
+            KIND_LIST => raw_list::clear(&mut txn, desc),
+            KIND_VALUE => {
+                let elem = st.rd(desc + DESC_A);
+                if elem != 0 {
+                    txn.free(elem);
+                }
+            }
+            other => {
+                return Err(Error::Corrupt {
+                    reason: format!("container '{name}' has descriptor kind {other}"),
+                });
+            }
+        }
+        raw_dict::remove(&mut txn, st.directory(), name.as_bytes());
+        let head = txn.rd(OFF_FREE_DESCRIPTORS);
+        for (field, v) in [
+            (DESC_KIND, KIND_REMOVED),
+            (DESC_KEY_TYPE, 0),
+            (DESC_VALUE_TYPE, 0),
+            (DESC_A, head),
+            (DESC_B, 0),
+            (DESC_C, 0),
+            (DESC_D, 0),
+        ] {
+            txn.wr(desc + field, v);
+        }
+        txn.wr(OFF_FREE_DESCRIPTORS, desc);
+        txn.commit()?;
+        Ok(true)
     }
 
     /// The dict `name`, created empty if it does not exist.
@@ -474,4 +553,16 @@ impl<'de> Deserialize<'de> for Manager {
             store: open_token(&token)?,
         })
     }
+}
+
+/// The descriptor of container `name`, if it exists (lock held).
+fn find(st: &Store, name: &str) -> Result<Option<u64>, Error> {
+    let mut value = Vec::new();
+    if !raw_dict::get(st, st.directory(), name.as_bytes(), &mut value) {
+        return Ok(None);
+    }
+    let desc = u64::from_le_bytes(value.try_into().map_err(|_| Error::Corrupt {
+        reason: "directory entry".into(),
+    })?);
+    Ok(Some(desc))
 }

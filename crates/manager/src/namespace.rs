@@ -71,7 +71,7 @@ impl Namespace {
     pub fn set<T: Serialize>(&self, name: &str, value: &T) -> Result<(), Error> {
         let value = tagged(value)?;
         let st = &*self.handle.store;
-        let _guard = st.lock()?;
+        let _guard = self.handle.lock()?;
         let mut txn = Txn::new(st);
         raw_dict::insert(&mut txn, self.handle.desc, name.as_bytes(), &value)?;
         txn.commit()
@@ -91,11 +91,10 @@ impl Namespace {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, Error> {
-        let st = &*self.handle.store;
         let (desc, key) = (self.handle.desc, name.as_bytes());
         let hash = hash_bytes(key);
         let mut bytes = Buf::new();
-        let found = st.read(POINT_READ_TRIES, |m| {
+        let found = self.handle.read(POINT_READ_TRIES, |m| {
             raw_dict::get_into(m, desc, key, hash, &mut bytes)
         })?;
         found.then(|| untag(name, bytes.as_slice())).transpose()
@@ -123,7 +122,7 @@ impl Namespace {
     ) -> Result<R, Error> {
         let st = &*self.handle.store;
         let desc = self.handle.desc;
-        let _guard = st.lock()?;
+        let _guard = self.handle.lock()?;
         let mut old = Vec::new();
         let had = raw_dict::get(st, desc, name.as_bytes(), &mut old);
         let mut value = if had { Some(untag(name, &old)?) } else { None };
@@ -159,7 +158,7 @@ impl Namespace {
     /// ```
     pub fn remove(&self, name: &str) -> Result<bool, Error> {
         let st = &*self.handle.store;
-        let _guard = st.lock()?;
+        let _guard = self.handle.lock()?;
         let mut txn = Txn::new(st);
         let had = raw_dict::remove(&mut txn, self.handle.desc, name.as_bytes()).is_some();
         txn.commit()?;
@@ -180,10 +179,9 @@ impl Namespace {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn contains(&self, name: &str) -> Result<bool, Error> {
-        let st = &*self.handle.store;
         let (desc, key) = (self.handle.desc, name.as_bytes());
         let hash = hash_bytes(key);
-        st.read(POINT_READ_TRIES, |m| {
+        self.handle.read(POINT_READ_TRIES, |m| {
             matches!(
                 raw_dict::probe(m, desc, key, hash),
                 raw_dict::Probe::Found(..)
@@ -207,8 +205,7 @@ impl Namespace {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn attributes(&self) -> Result<Vec<String>, Error> {
-        let st = &*self.handle.store;
-        let raw: Vec<Vec<u8>> = st.read(SNAPSHOT_READ_TRIES, |m| {
+        let raw: Vec<Vec<u8>> = self.handle.read(SNAPSHOT_READ_TRIES, |m| {
             raw_dict::entries(m, self.handle.desc)
                 .into_iter()
                 .map(|e| {

@@ -110,3 +110,17 @@ pub(crate) fn set_elem(txn: &mut Txn<'_>, desc: u64, i: u64, elem: u64) {
     txn.wr(at, elem);
     txn.free(old);
 }
+
+/// Frees every element and the slot array.
+pub(crate) fn clear(txn: &mut Txn<'_>, desc: u64) {
+    for elem in elems(txn, desc) {
+        txn.free(elem);
+    }
+    if txn.rd(desc + DESC_B) != 0 {
+        let array = txn.rd(desc + DESC_A);
+        txn.free(array);
+    }
+    for field in [DESC_A, DESC_B, DESC_C] {
+        txn.wr(desc + field, 0);
+    }
+}

@@ -69,10 +69,9 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get(&self) -> Result<Option<T>, Error> {
-        let st = self.st();
         let desc = self.handle.desc;
         let mut bytes = Buf::new();
-        let found = st.read(POINT_READ_TRIES, |m| {
+        let found = self.handle.read(POINT_READ_TRIES, |m| {
             let elem = m.rd(desc + DESC_A);
             if elem != 0 {
                 raw_list::elem_into(m, elem, &mut bytes);
@@ -103,7 +102,7 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
         let at = self.handle.desc + DESC_A;
         let mut old = Vec::new();
         let had = {
-            let _guard = st.lock()?;
+            let _guard = self.handle.lock()?;
             let elem = st.rd(at);
             if elem != 0 {
                 raw_list::read_elem(st, elem, &mut old);
@@ -140,7 +139,7 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
     pub fn update_with<R>(&self, f: impl FnOnce(&mut Option<T>) -> R) -> Result<R, Error> {
         let st = self.st();
         let at = self.handle.desc + DESC_A;
-        let _guard = st.lock()?;
+        let _guard = self.handle.lock()?;
         let elem = st.rd(at);
         let mut old = Vec::new();
         let mut value = if elem == 0 {

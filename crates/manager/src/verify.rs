@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use crate::error::Error;
 use crate::layout::{
     BLOCK_HEADER, DESC_A, DESC_B, DESC_C, DESC_D, DESC_KIND, HEAP_START, KIND_DICT, KIND_LIST,
-    KIND_NAMESPACE, KIND_VALUE, NCLASSES, NEXT_MASK, OFF_HEAP_TOP, class_size, free_head,
+    KIND_MASK, KIND_NAMESPACE, KIND_REMOVED, KIND_VALUE, NCLASSES, NEXT_MASK, OFF_FREE_DESCRIPTORS,
+    OFF_HEAP_TOP, OFF_LAST_ID, class_size, free_head,
 };
 use crate::store::{Mem, Store, hash_bytes};
 use crate::{raw_dict, raw_list};
@@ -184,6 +185,7 @@ pub(crate) fn verify(st: &Store) -> Result<HeapReport, Error> {
     census.mark(dir, 56, "directory")?;
     census.dict(dir, "<directory>")?;
     let containers = raw_dict::entries(st, dir);
+    let mut ids = HashSet::new();
     for &entry in &containers {
         let mut name = Vec::new();
         raw_dict::read_key(st, entry, &mut name);
@@ -196,7 +198,12 @@ pub(crate) fn verify(st: &Store) -> Result<HeapReport, Error> {
                 .map_err(|_| corrupt(format!("directory entry of '{name}'")))?,
         );
         census.mark(desc, 56, "descriptor")?;
-        match st.rd(desc + DESC_KIND) {
+        let word = st.rd(desc + DESC_KIND);
+        let id = word >> 8;
+        if id == 0 || id > st.rd(OFF_LAST_ID) || !ids.insert(id) {
+            return Err(corrupt(format!("container '{name}' has id {id}")));
+        }
+        match word & KIND_MASK {
             KIND_DICT | KIND_NAMESPACE => census.dict(desc, &name)?,
             KIND_LIST => census.list(desc, &name)?,
             KIND_VALUE => {
@@ -207,6 +214,17 @@ pub(crate) fn verify(st: &Store) -> Result<HeapReport, Error> {
             }
             kind => return Err(corrupt(format!("container '{name}' has kind {kind}"))),
         }
+    }
+    // Removed containers' descriptors: live (kept as descriptors), marked removed.
+    let mut removed = st.rd(OFF_FREE_DESCRIPTORS);
+    while removed != 0 {
+        census.mark(removed, 56, "removed descriptor")?;
+        if st.rd(removed + DESC_KIND) != KIND_REMOVED {
+            return Err(corrupt(format!(
+                "free descriptor {removed} is not marked removed"
+            )));
+        }
+        removed = st.rd(removed + DESC_A);
     }
     if let Some(b) = census.live.intersection(&free).next() {
         return Err(corrupt(format!("block {b} is both live and free")));
