@@ -23,14 +23,14 @@ pub(crate) fn expected<K, V>() -> String {
 }
 
 /// A dict in a [`Manager`](crate::Manager)'s shared memory: `K -> V`, keys and values
-/// stored postcard-encoded, read and written in place by every process under the
-/// manager's robust lock.
+/// stored postcard-encoded, read and written in place by every process: written under the
+/// manager's robust lock, read without it.
 ///
 /// Keys are compared by their encoding (equal keys must encode equally, as they do for
 /// integers, strings, tuples and derived structs). Every operation is atomic: a process
 /// killed in the middle leaves the dict as it was before or after the operation.
 /// Iteration ([`items`](Self::items), [`iter`](Self::iter), [`keys`](Self::keys),
-/// [`values`](Self::values)) returns a snapshot taken under the lock.
+/// [`values`](Self::values)) returns a snapshot of one committed state.
 ///
 /// The proxy is `Clone + Send + Sync` and serde: pass it to child processes.
 ///
@@ -75,8 +75,9 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     ///
     /// # Errors
     ///
-    /// [`Error::Encode`] / [`Error::Decode`] when serde fails; [`Error::WouldDeadlock`]
-    /// inside an `update_with` closure of the same manager.
+    /// [`Error::Encode`] / [`Error::Decode`] when serde fails; [`Error::Removed`] when
+    /// the container was removed. Takes no lock (inside an `update_with` closure of the
+    /// same manager, it sees the state before that update).
     ///
     /// # Examples
     ///
@@ -356,7 +357,8 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     /// and may change it, set it (`Some`), or remove it (`None`); the result is stored
     /// before any other process can look. This is the cure for Python's nested-mutation
     /// gotcha (`d[k].append(x)` changing a copy). `f` runs under the manager's lock: it must
-    /// not use the same manager ([`Error::WouldDeadlock`]) and should be quick.
+    /// not write to the same manager ([`Error::WouldDeadlock`]; reads see the state before
+    /// this update) and should be quick.
     ///
     /// # Errors
     ///
@@ -477,7 +479,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
         })
     }
 
-    /// A snapshot of the entries (taken under the lock, in no particular order).
+    /// A snapshot of the entries (of one committed state, in no particular order).
     ///
     /// # Errors
     ///

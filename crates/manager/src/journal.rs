@@ -183,7 +183,7 @@ fn apply(
 pub(crate) fn read_begin(w: &impl Words) -> Option<u64> {
     // [seq-even] Acquire: pairs with the Release store of an even `seq` in `apply`.
     let seq = w.load_word(OFF_SEQ, Ordering::Acquire);
-    (seq % 2 == 0).then_some(seq)
+    seq.is_multiple_of(2).then_some(seq)
 }
 
 /// Whether every word loaded since [`read_begin`] returned `seq` belongs to the state

@@ -1,6 +1,7 @@
 //! Python's `multiprocessing.Manager()`, without the server process: shared dicts, lists,
 //! values and namespaces that live in one shared-memory segment and are read and written
-//! in place by every process, under a robust lock that survives `kill -9`.
+//! in place by every process: writers under a robust lock that survives `kill -9`, readers
+//! without any lock.
 //!
 //! # Contents
 //!
@@ -32,9 +33,12 @@
 //!
 //! # Performance
 //!
-//! One robust lock guards a whole manager; an operation takes it once (batch operations
-//! `get_many`, `insert_many`, `extend` take it once for all items). `update_with` closures
-//! run under it, so keep them short.
+//! One robust lock serialises a manager's writers; a mutation takes it once (batch
+//! operations `insert_many`, `extend` take it once for all items). `update_with` closures
+//! run under it, so keep them short. Reads take no lock: they validate what they read
+//! against a commit sequence number (a seqlock; see the crate README) and fall back to the
+//! lock only after repeated interference, so readers never queue behind each other.
+//! [`Manager::remove`] gives a container's memory back for reuse.
 //!
 //! # Panics
 //!

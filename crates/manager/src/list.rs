@@ -21,7 +21,7 @@ pub(crate) fn expected<T>() -> String {
 ///
 /// Every operation is atomic, and a process killed in the middle of one leaves the list as
 /// it was before or after it. [`iter`](Self::iter), [`to_vec`](Self::to_vec) and
-/// [`range`](Self::range) return snapshots taken under the lock. `push`, `pop`, `set` and
+/// [`range`](Self::range) return snapshots of one committed state. `push`, `pop`, `set` and
 /// `get` cost O(1); `insert`, `remove` and `truncate` copy the offset array, O(len).
 ///
 /// The proxy is `Clone + Send + Sync` and serde: pass it to child processes.

@@ -342,8 +342,8 @@ impl Store {
     #[inline(always)]
     fn at(&self, off: u64, len: u64) -> Option<*mut u8> {
         match off.checked_add(len) {
-            // SAFETY: in bounds of the mapped data area (checked).
             Some(end) if end <= self.mapped() => {
+                // SAFETY: in bounds of the mapped data area (checked).
                 Some(unsafe { self.seg.data().as_ptr().add(off as usize) })
             }
             _ => None,

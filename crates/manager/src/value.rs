@@ -58,8 +58,8 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`], [`Error::WouldDeadlock`] inside an `update_with` closure of the
-    /// same manager.
+    /// [`Error::Decode`]; [`Error::Removed`] when the container was removed. Takes no
+    /// lock.
     ///
     /// # Examples
     ///
