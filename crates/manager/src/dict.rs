@@ -377,28 +377,35 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn update_with<R>(&self, key: &K, f: impl FnOnce(&mut Option<V>) -> R) -> Result<R, Error> {
-        let key = encode(key)?;
         let st = &*self.handle.store;
-        let _guard = self.handle.lock()?;
-        let mut old = Vec::new();
-        let had = raw_dict::get(st, self.desc(), &key, &mut old);
-        let mut value = if had { Some(decode(&old)?) } else { None };
-        let result = f(&mut value);
-        let mut txn = Txn::new(st);
-        match value {
-            Some(v) => {
-                let new = encode(&v)?;
-                if !had || new != old {
-                    raw_dict::insert(&mut txn, self.desc(), &key, &new)?;
+        let desc = self.desc();
+        with_encoded(key, |key| {
+            let hash = hash_bytes(key);
+            let _guard = self.handle.lock()?;
+            let mut old = Buf::new();
+            let had = raw_dict::get_into(st, desc, key, hash, &mut old);
+            let mut value = if had {
+                Some(decode(old.as_slice())?)
+            } else {
+                None
+            };
+            let result = f(&mut value);
+            let mut txn = Txn::new(st);
+            match value {
+                Some(v) => with_encoded(&v, |new| {
+                    if !had || new != old.as_slice() {
+                        raw_dict::insert(&mut txn, desc, key, new)?;
+                    }
+                    Ok::<_, Error>(())
+                })??,
+                None if had => {
+                    raw_dict::remove(&mut txn, desc, key);
                 }
+                None => {}
             }
-            None if had => {
-                raw_dict::remove(&mut txn, self.desc(), &key);
-            }
-            None => {}
-        }
-        txn.commit()?;
-        Ok(result)
+            txn.commit()?;
+            Ok(result)
+        })?
     }
 
     /// Number of entries.

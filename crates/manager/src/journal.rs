@@ -45,21 +45,38 @@ pub(crate) trait Words {
     fn limit(&self) -> u64;
 }
 
-/// Fault points of a commit and of a replay, in the order they are passed. `stop` is
-/// called with each; returning `true` stops the protocol there, as a process killed at
-/// that moment would (the loom model's way of dying). The real code parks there when a
-/// test asks ([`shm_segment::fault::point`]) and returns `false`.
-pub(crate) const BEFORE_PUBLISH: &str = "manager.commit.before_publish";
-/// Published, nothing applied yet.
-pub(crate) const PUBLISHED: &str = "manager.commit.published";
-/// Half of the words applied.
-pub(crate) const HALF_APPLIED: &str = "manager.commit.half_applied";
-/// Every word applied, `seq` still odd.
-pub(crate) const APPLIED: &str = "manager.commit.applied";
-/// Half of a dead writer's journal replayed.
-pub(crate) const HALF_REPLAYED: &str = "manager.recover.half_replayed";
-/// Between two word stores of an apply or a replay (no fault point: loom only).
-pub(crate) const WORD: &str = "manager.apply.word";
+/// The moments of a commit and of a replay at which `stop` is asked whether to stop there,
+/// as a process killed at that moment would (the loom model's way of dying). The real code
+/// parks there when a test asks ([`Point::fault_point`]) and never stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Point {
+    /// The journal is written, not yet published.
+    BeforePublish,
+    /// Published, nothing applied yet.
+    Published,
+    /// Half of the words applied.
+    HalfApplied,
+    /// Every word applied, `seq` still odd.
+    Applied,
+    /// Half of a dead writer's journal replayed.
+    HalfReplayed,
+    /// Between two other word stores of an apply or a replay.
+    Word,
+}
+
+impl Point {
+    /// The name of the fault point ([`shm_segment::fault::point`]) at this moment, if any.
+    pub(crate) fn fault_point(self) -> Option<&'static str> {
+        match self {
+            Point::BeforePublish => Some("manager.commit.before_publish"),
+            Point::Published => Some("manager.commit.published"),
+            Point::HalfApplied => Some("manager.commit.half_applied"),
+            Point::Applied => Some("manager.commit.applied"),
+            Point::HalfReplayed => Some("manager.recover.half_replayed"),
+            Point::Word => None,
+        }
+    }
+}
 
 /// A journal that does not fit the segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +94,7 @@ pub(crate) fn commit(
     w: &impl Words,
     at: u64,
     writes: &[(u64, u64)],
-    stop: &mut impl FnMut(&'static str) -> bool,
+    stop: &mut impl FnMut(Point) -> bool,
 ) -> bool {
     for (i, &(off, value)) in writes.iter().enumerate() {
         let pair = at + 8 + i as u64 * JOURNAL_PAIR;
@@ -85,20 +102,20 @@ pub(crate) fn commit(
         w.store_word(pair + 8, value, Ordering::Relaxed);
     }
     w.store_word(at, writes.len() as u64, Ordering::Relaxed);
-    if stop(BEFORE_PUBLISH) {
+    if stop(Point::BeforePublish) {
         return false;
     }
     // [journal] Release: pairs with the Acquire load in `recover`; a recoverer that sees
     // the offset sees the journal's words above.
     w.store_word(OFF_JOURNAL, at, Ordering::Release);
-    if stop(PUBLISHED) {
+    if stop(Point::Published) {
         return false;
     }
     apply(
         w,
         writes.len() as u64,
         |i| writes[i as usize],
-        HALF_APPLIED,
+        Point::HalfApplied,
         stop,
     )
 }
@@ -111,7 +128,7 @@ pub(crate) fn commit(
 /// [`BadJournal`] if the journal claims more words than the segment holds.
 pub(crate) fn recover(
     w: &impl Words,
-    stop: &mut impl FnMut(&'static str) -> bool,
+    stop: &mut impl FnMut(Point) -> bool,
 ) -> Result<bool, BadJournal> {
     // [journal] Acquire: pairs with the Release publication in `commit`.
     let at = w.load_word(OFF_JOURNAL, Ordering::Acquire);
@@ -140,7 +157,7 @@ pub(crate) fn recover(
             w.load_word(p + 8, Ordering::Relaxed),
         )
     };
-    Ok(apply(w, count, pair, HALF_REPLAYED, stop))
+    Ok(apply(w, count, pair, Point::HalfReplayed, stop))
 }
 
 /// Steps 3 to 5 of the writer: `seq` odd, the `count` pairs `pair(i)` stored in place,
@@ -149,8 +166,8 @@ fn apply(
     w: &impl Words,
     count: u64,
     pair: impl Fn(u64) -> (u64, u64),
-    half: &'static str,
-    stop: &mut impl FnMut(&'static str) -> bool,
+    half: Point,
+    stop: &mut impl FnMut(Point) -> bool,
 ) -> bool {
     // Only lock holders write `seq`; a dead applier may have left it odd already.
     let odd = w.load_word(OFF_SEQ, Ordering::Relaxed) | 1;
@@ -159,13 +176,13 @@ fn apply(
     // loads any word stored below sees the odd `seq` (or a later one) when it re-checks.
     fence(Ordering::Release);
     for i in 0..count {
-        if stop(if i == count / 2 { half } else { WORD }) {
+        if stop(if i == count / 2 { half } else { Point::Word }) {
             return false;
         }
         let (off, value) = pair(i);
         w.store_word(off, value, Ordering::Relaxed);
     }
-    if stop(APPLIED) {
+    if stop(Point::Applied) {
         return false;
     }
     // [seq-even] Release: pairs with the Acquire load in `read_begin`; a reader that sees
@@ -202,7 +219,7 @@ pub(crate) fn read_valid(w: &impl Words, seq: u64) -> bool {
 pub mod loom_model {
     use loom::sync::atomic::AtomicU64;
 
-    use super::{BadJournal, Words};
+    use super::{BadJournal, Point, Words};
     use crate::sync::Ordering;
 
     /// Offset of `Root::journal`.
@@ -254,7 +271,7 @@ pub mod loom_model {
         }
     }
 
-    fn countdown(mut left: usize) -> impl FnMut(&'static str) -> bool {
+    fn countdown(mut left: usize) -> impl FnMut(Point) -> bool {
         move |_| {
             if left == 0 {
                 return true;

@@ -152,8 +152,7 @@ fn write_entry(txn: &mut Txn<'_>, key: &[u8], value: &[u8]) -> Result<u64, Error
     let entry = txn.alloc(8 + k + v)?;
     let st = txn.store();
     st.put(entry + BLOCK_HEADER, k | v << 32);
-    st.write_bytes(entry + ENTRY_DATA, key);
-    st.write_bytes(entry + ENTRY_DATA + k, value);
+    st.write_payload(entry + ENTRY_DATA, [key, value]);
     Ok(entry)
 }
 

@@ -36,7 +36,7 @@ pub(crate) fn write_elem(txn: &mut Txn<'_>, bytes: &[u8]) -> Result<u64, Error> 
     let elem = txn.alloc(8 + bytes.len() as u64)?;
     let st = txn.store();
     st.put(elem + BLOCK_HEADER, bytes.len() as u64);
-    st.write_bytes(elem + ENTRY_DATA, bytes);
+    st.write_payload(elem + ENTRY_DATA, [bytes, &[]]);
     Ok(elem)
 }
 

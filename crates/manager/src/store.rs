@@ -40,14 +40,86 @@ use crate::layout::{
 };
 use crate::sync::Ordering;
 
-/// The 8-aligned words that cover `p .. p + len`: `(word address, first byte of the range
-/// in it, end of the range in it)`.
+/// Calls `f(word address, first byte of the range in it, end of the range in it)` for
+/// each 8-aligned word covering `p .. p + len`, in order, while `f` returns `true`; returns
+/// whether it always did. (A plain loop: `step_by`'s `try_fold` is not inlined.)
 #[inline(always)]
-fn covering_words(p: *const u8, len: usize) -> impl Iterator<Item = (*const u8, usize, usize)> {
+fn covering_words(
+    p: *const u8,
+    len: usize,
+    mut f: impl FnMut(*const u8, usize, usize) -> bool,
+) -> bool {
     let (start, end) = (p as usize, p as usize + len);
-    (start & !7..end)
-        .step_by(8)
-        .map(move |w| (w as *const u8, start.max(w) - w, end.min(w + 8) - w))
+    let mut w = start & !7;
+    while w < end {
+        if !f(w as *const u8, start.max(w) - w, end.min(w + 8) - w) {
+            return false;
+        }
+        w += 8;
+    }
+    true
+}
+
+// Bytes live in shared words little-endian first (byte `i` of a word's memory is bits
+// `8i..8i+8` of its value), which lets the copies below work in registers.
+#[cfg(not(target_endian = "little"))]
+compile_error!("shm-manager packs bytes into shared words little-endian first");
+
+/// The low `n` bytes of a word (`n <= 8`).
+#[inline(always)]
+fn low_bytes(n: usize) -> u64 {
+    if n >= 8 { u64::MAX } else { (1 << (8 * n)) - 1 }
+}
+
+/// The little-endian value of `src` (at most 8 bytes), with fixed-size loads only: a
+/// variable-length copy would call `memcpy`, and going through a stack buffer would stall
+/// on store forwarding.
+#[inline(always)]
+fn gather(src: &[u8]) -> u64 {
+    let n = src.len();
+    debug_assert!(n <= 8);
+    let u32_at = |at: usize| u64::from(u32::from_le_bytes(src[at..at + 4].try_into().expect("4")));
+    let u16_at = |at: usize| u64::from(u16::from_le_bytes(src[at..at + 2].try_into().expect("2")));
+    match n {
+        8.. => u64::from_le_bytes(src[..8].try_into().expect("8 bytes")),
+        // Two overlapping loads; the bytes both hold land on the same bits.
+        4..=7 => u32_at(0) | u32_at(n - 4) << (8 * (n - 4)),
+        2..=3 => u16_at(0) | u16_at(n - 2) << (8 * (n - 2)),
+        1 => u64::from(src[0]),
+        _ => 0,
+    }
+}
+
+/// Writes the low `dst.len()` (at most 8) bytes of `value` to `dst`, little-endian, with
+/// fixed-size stores only.
+#[inline(always)]
+fn scatter(dst: &mut [u8], value: u64) {
+    let n = dst.len();
+    debug_assert!(n <= 8);
+    match n {
+        8.. => dst[..8].copy_from_slice(&value.to_le_bytes()),
+        4..=7 => {
+            dst[..4].copy_from_slice(&(value as u32).to_le_bytes());
+            dst[n - 4..n].copy_from_slice(&((value >> (8 * (n - 4))) as u32).to_le_bytes());
+        }
+        2..=3 => {
+            dst[..2].copy_from_slice(&(value as u16).to_le_bytes());
+            dst[n - 2..n].copy_from_slice(&((value >> (8 * (n - 2))) as u16).to_le_bytes());
+        }
+        1 => dst[0] = value as u8,
+        _ => {}
+    }
+}
+
+/// The shared word at 8-aligned address `w`.
+///
+/// # Safety
+///
+/// `w` is 8-aligned and mapped for `'a`.
+#[inline(always)]
+unsafe fn shared_word<'a>(w: *const u8) -> &'a AtomicU64 {
+    // SAFETY: the caller's contract; shared words are only ever accessed atomically.
+    unsafe { AtomicU64::from_ptr(w.cast_mut().cast()) }
 }
 
 /// Copies the bytes at `p .. p + dst.len()` into `dst`, with Relaxed loads of the aligned
@@ -60,15 +132,13 @@ fn covering_words(p: *const u8, len: usize) -> impl Iterator<Item = (*const u8, 
 #[inline(always)]
 unsafe fn load_words(p: *const u8, dst: &mut [u8]) {
     let mut at = 0;
-    for (w, lo, hi) in covering_words(p, dst.len()) {
-        // SAFETY: `w` is 8-aligned and mapped (caller); shared words are only ever
-        // accessed atomically.
-        let word = unsafe { AtomicU64::from_ptr(w.cast_mut().cast()) }
-            .load(Ordering::Relaxed)
-            .to_ne_bytes();
-        dst[at..at + hi - lo].copy_from_slice(&word[lo..hi]);
+    covering_words(p, dst.len(), |w, lo, hi| {
+        // SAFETY: `w` is 8-aligned and mapped (caller).
+        let word = unsafe { shared_word(w) }.load(Ordering::Relaxed);
+        scatter(&mut dst[at..at + hi - lo], word >> (8 * lo));
         at += hi - lo;
-    }
+        true
+    });
 }
 
 /// Whether the bytes at `p .. p + bytes.len()` equal `bytes` (loaded as in [`load_words`]).
@@ -79,39 +149,46 @@ unsafe fn load_words(p: *const u8, dst: &mut [u8]) {
 #[inline(always)]
 unsafe fn eq_words(p: *const u8, bytes: &[u8]) -> bool {
     let mut at = 0;
-    covering_words(p, bytes.len()).all(|(w, lo, hi)| {
+    covering_words(p, bytes.len(), |w, lo, hi| {
         // SAFETY: as in `load_words`.
-        let word = unsafe { AtomicU64::from_ptr(w.cast_mut().cast()) }
-            .load(Ordering::Relaxed)
-            .to_ne_bytes();
-        let same = word[lo..hi] == bytes[at..at + hi - lo];
+        let word = unsafe { shared_word(w) }.load(Ordering::Relaxed);
+        let same = (word >> (8 * lo)) & low_bytes(hi - lo) == gather(&bytes[at..at + hi - lo]);
         at += hi - lo;
         same
     })
 }
 
-/// Writes `src` at `p`, with Relaxed stores of the aligned words that cover it; bytes of a
-/// partly covered word outside the range keep their value.
+/// Writes the concatenation of `parts` at 8-aligned `p` as whole words, with Relaxed
+/// stores; the last word is padded with zeros.
 ///
 /// # Safety
 ///
-/// As [`load_words`], and the caller is the only writer of the covering words (it holds
-/// the lock, and they lie in one block that is free in the committed state).
+/// `p` is 8-aligned; the padded range is mapped and lies in one block that is free in the
+/// committed state, which only the caller (the lock holder) writes.
 #[inline(always)]
-unsafe fn store_words(p: *mut u8, src: &[u8]) {
-    let mut at = 0;
-    for (w, lo, hi) in covering_words(p, src.len()) {
-        // SAFETY: `w` is 8-aligned and mapped (caller); shared words are only ever
-        // accessed atomically.
-        let word = unsafe { AtomicU64::from_ptr(w.cast_mut().cast()) };
-        let mut bytes = if lo == 0 && hi == 8 {
-            [0; 8]
-        } else {
-            word.load(Ordering::Relaxed).to_ne_bytes()
-        };
-        bytes[lo..hi].copy_from_slice(&src[at..at + hi - lo]);
-        word.store(u64::from_ne_bytes(bytes), Ordering::Relaxed);
-        at += hi - lo;
+unsafe fn store_padded(p: *mut u8, parts: [&[u8]; 2]) {
+    let mut w = p;
+    let mut put = |word: u64| {
+        // SAFETY: `w` is 8-aligned and inside the padded range (caller).
+        unsafe { shared_word(w) }.store(word, Ordering::Relaxed);
+        // SAFETY: at most one past the padded range, never dereferenced then.
+        w = unsafe { w.add(8) };
+    };
+    let (mut word, mut fill) = (0u64, 0usize);
+    for part in parts {
+        let mut rest = part;
+        while !rest.is_empty() {
+            let n = (8 - fill).min(rest.len());
+            word |= gather(&rest[..n]) << (8 * fill);
+            (fill, rest) = (fill + n, &rest[n..]);
+            if fill == 8 {
+                put(word);
+                (word, fill) = (0, 0);
+            }
+        }
+    }
+    if fill > 0 {
+        put(word);
     }
 }
 
@@ -230,9 +307,10 @@ impl Words for Store {
 }
 
 /// Fault points of the real protocol: park there when a test asks, never stop.
-fn fault_points(point: &'static str) -> bool {
-    if point != journal::WORD {
-        fault::point(point);
+#[inline(always)]
+fn fault_points(point: journal::Point) -> bool {
+    if let Some(name) = point.fault_point() {
+        fault::point(name);
     }
     false
 }
@@ -377,6 +455,7 @@ impl Store {
     }
 
     /// Copies the `dst.len()` bytes at `off` into `dst`.
+    #[inline]
     pub(crate) fn load(&self, off: u64, dst: &mut [u8]) {
         let p = self.check(off, dst.len() as u64);
         // SAFETY: the range is mapped (checked), so are the aligned words covering it (the
@@ -385,19 +464,26 @@ impl Store {
     }
 
     /// Whether the `bytes.len()` bytes at `off` equal `bytes`.
+    #[inline]
     pub(crate) fn bytes_eq(&self, off: u64, bytes: &[u8]) -> bool {
         let p = self.check(off, bytes.len() as u64);
         // SAFETY: as in `load`.
         unsafe { eq_words(p, bytes) }
     }
 
-    /// Writes `bytes` at `off` (a block that is free in the committed state).
-    pub(crate) fn write_bytes(&self, off: u64, bytes: &[u8]) {
-        let p = self.check(off, bytes.len() as u64);
-        // SAFETY: mapped as in `load`; the bytes, and the rest of the words covering them,
-        // belong to one block free in the committed state (blocks are 16-aligned), which
-        // only this lock holder writes.
-        unsafe { store_words(p, bytes) };
+    /// Writes the concatenation of `parts` at 8-aligned `off`, the payload of a block that is
+    /// free in the committed state, zero-padding the last word (the padding is inside the
+    /// block: block sizes are multiples of 16 and cover their payload).
+    #[inline]
+    pub(crate) fn write_payload(&self, off: u64, parts: [&[u8]; 2]) {
+        let len = (parts[0].len() + parts[1].len()) as u64;
+        if !off.is_multiple_of(8) {
+            out_of_bounds(off, len, u64::MAX);
+        }
+        let p = self.check(off, len.next_multiple_of(8));
+        // SAFETY: 8-aligned and mapped (checked); the words belong to one block free in
+        // the committed state (the caller's block), which only this lock holder writes.
+        unsafe { store_padded(p, parts) };
     }
 
     pub(crate) fn raw_lock(&self) -> &RawLock {
@@ -812,5 +898,69 @@ impl<'a> Txn<'a> {
         self.st.ensure(journal + 8 + n * JOURNAL_PAIR)?;
         journal::commit(self.st, journal, &self.writes, &mut fault_points);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every length and alignment of the word-wise byte copies, against plain slices.
+    #[test]
+    fn word_wise_copies_match_byte_copies_at_every_offset_and_length() {
+        let pattern: Vec<u8> = (0..64u8)
+            .map(|i| i.wrapping_mul(37).wrapping_add(1))
+            .collect();
+        for off in 0..16usize {
+            for len in 0..=40usize {
+                let mut words = vec![0u64; 8];
+                let base = words.as_mut_ptr().cast::<u8>();
+                // SAFETY: 64 bytes, 8-aligned; `off + len <= 56`, and the covering words of
+                // that range lie inside the buffer; only this thread uses it.
+                unsafe {
+                    store_padded(base.add(off & !7), [&pattern[..len], &[]]);
+                    let mut back = vec![0u8; len];
+                    load_words(base.add(off & !7), &mut back);
+                    assert_eq!(back, pattern[..len], "padded store, off {off} len {len}");
+                    // Unaligned loads and compares of the same bytes.
+                    let shift = off % 8;
+                    if len >= shift {
+                        let mut tail = vec![0u8; len - shift];
+                        load_words(base.add((off & !7) + shift), &mut tail);
+                        assert_eq!(tail, pattern[shift..len]);
+                        assert!(eq_words(base.add((off & !7) + shift), &pattern[shift..len]));
+                        if len > shift {
+                            let mut other = pattern[shift..len].to_vec();
+                            *other.last_mut().unwrap() ^= 0x80;
+                            assert!(!eq_words(base.add((off & !7) + shift), &other));
+                        }
+                    }
+                }
+                let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+                let start = off & !7;
+                assert!(
+                    bytes[start + len..(start + len).next_multiple_of(8)]
+                        .iter()
+                        .all(|&b| b == 0),
+                    "the last word is zero-padded"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_payload_in_two_parts_is_their_concatenation() {
+        let (a, b): (Vec<u8>, Vec<u8>) = ((1..=11).collect(), (100..117).collect());
+        for split in 0..=a.len() {
+            let mut words = vec![0u64; 6];
+            let base = words.as_mut_ptr().cast::<u8>();
+            let mut back = vec![0u8; split + b.len()];
+            // SAFETY: 48 bytes, 8-aligned; the padded payload (at most 32 bytes) fits.
+            unsafe {
+                store_padded(base, [&a[..split], &b]);
+                load_words(base, &mut back);
+            }
+            assert_eq!(back, [&a[..split], &b[..]].concat());
+        }
     }
 }
