@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use multiproc::segment::{ObjectKind, Segment, SegmentOptions};
-use multiproc::{Lock, Pool, Process, Queue, SpscQueue, Value};
+use multiproc::{Lock, Pool, Process, Queue, SharedDict, SpscQueue, Value};
 
 const READY: usize = 0;
 const DONE: usize = 1;
@@ -514,6 +514,73 @@ pub fn shared_dict(ops: u64) -> (f64, f64) {
         dict.insert(&(i % DICT_KEYS), &i).expect("insert");
     }
     (get, per_op_ns(started.elapsed(), ops))
+}
+
+fn dict_reader((dict, seg): (SharedDict<u64, u64>, Segment)) {
+    word(&seg, READY).store(1, Ordering::Release);
+    let mut i = 0u64;
+    while word(&seg, DONE).load(Ordering::Acquire) == 0 {
+        std::hint::black_box(dict.get(&(i % DICT_KEYS)).expect("get"));
+        i = i.wrapping_add(7);
+    }
+}
+
+/// `SharedDict<u64, u64>` get while a second process reads the same dict in a loop, in ns
+/// per get of this process: readers take no lock, so this stays near the one-process
+/// figure instead of paying the lock's cache-line transfers.
+pub fn shared_dict_get_beside_reader(ops: u64) -> f64 {
+    let (seg, handle) = control_pair();
+    let manager = multiproc::Manager::new().expect("manager");
+    let dict = manager.dict::<u64, u64>("bench").expect("dict");
+    dict.extend((0..DICT_KEYS).map(|k| (k, k))).expect("extend");
+    let mut peer = Process::spawn(dict_reader, (dict.clone(), handle)).expect("spawn");
+    wait_for_yielding(word(&seg, READY), 1);
+    let started = Instant::now();
+    for i in 0..ops {
+        std::hint::black_box(dict.get(&(i % DICT_KEYS)).expect("get"));
+    }
+    let elapsed = started.elapsed();
+    word(&seg, DONE).store(1, Ordering::Release);
+    peer.join().expect("peer");
+    per_op_ns(elapsed, ops)
+}
+
+/// `std::sync::RwLock<HashMap<u64, u64>>` read while a second thread reads in a loop,
+/// in-process, in ns per get of this thread.
+pub fn rwlock_hashmap_get_beside_reader(ops: u64) -> f64 {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, RwLock};
+    let map = Arc::new(RwLock::new(
+        (0..DICT_KEYS)
+            .map(|k| (k, k))
+            .collect::<std::collections::HashMap<_, _>>(),
+    ));
+    let (ready, stop) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let reader = {
+        let (map, ready, stop) = (Arc::clone(&map), Arc::clone(&ready), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            ready.store(true, Ordering::Release);
+            let mut i = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                std::hint::black_box(map.read().expect("read").get(&(i % DICT_KEYS)).copied());
+                i = i.wrapping_add(7);
+            }
+        })
+    };
+    while !ready.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
+    let started = Instant::now();
+    for i in 0..ops {
+        std::hint::black_box(map.read().expect("read").get(&(i % DICT_KEYS)).copied());
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Release);
+    reader.join().expect("reader");
+    per_op_ns(elapsed, ops)
 }
 
 /// `std::sync::Mutex<HashMap<u64, u64>>` get over 1,024 keys, in-process, in ns.

@@ -105,6 +105,14 @@ fn cases(k: f64) -> Vec<Case> {
             "mutex_hashmap_get",
             Box::new(move || cases::mutex_hashmap_get(n(2e6))),
         ),
+        case(
+            "dict_get_2proc",
+            Box::new(move || cases::shared_dict_get_beside_reader(n(1e6))),
+        ),
+        case(
+            "rwlock_hashmap_get_2thr",
+            Box::new(move || cases::rwlock_hashmap_get_beside_reader(n(1e6))),
+        ),
         case("spawn", Box::new(move || cases::spawn_join(n(40.0)))),
         case("pool_map", Box::new(move || cases::pool_map(n(100.0)))),
     ]
@@ -346,6 +354,14 @@ pub fn run(quick: bool, json: bool, scale: Option<f64>) -> ExitCode {
         dict_get,
         "std Mutex<HashMap>, in-process",
         g("mutex_hashmap_get"),
+        Lower,
+    );
+    row(
+        "SharedDict<u64, u64> get, 2nd process reading",
+        "ns",
+        m["dict_get_2proc"],
+        "std RwLock<HashMap> read, 2nd thread reading",
+        g("rwlock_hashmap_get_2thr"),
         Lower,
     );
     row(
