@@ -100,7 +100,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
         })?
     }
 
-    /// The values of `keys`, in order, read under one lock acquisition.
+    /// The values of `keys`, in order, read from one committed state (without the lock).
     ///
     /// # Errors
     ///

@@ -60,8 +60,10 @@ pub enum Error {
         /// The list's length.
         len: usize,
     },
-    /// The calling thread holds the manager's lock already: it wrote to the manager (or
-    /// created a container) from inside an `update_with` closure. Reads there are fine.
+    /// The calling thread holds the manager's lock already: from inside an `update_with`
+    /// closure it wrote to the manager, or called something that takes the lock (opening a
+    /// container by name, `containers`, `remove`, `verify`). Container reads there are
+    /// fine: they take no lock.
     #[error(
         "the calling thread already holds this manager's lock (a container write or a \
          container's creation inside an update_with closure?)"

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shm_segment::transfer::SegmentToken;
-use shm_segment::{ObjectKind, SegmentOptions, TypeFingerprint};
+use shm_segment::{ObjectKind, Segment, SegmentOptions, TypeFingerprint};
 
 use crate::error::{ContainerError, Error};
-use crate::layout::{DESC_KEY_TYPE, DESC_KIND, DESC_VALUE_TYPE, HEAP_START, KIND_MASK, kind_name};
+use crate::layout::{
+    DESC_KEY_TYPE, DESC_KIND, DESC_VALUE_TYPE, HEAP_START, KIND_MASK, OFF_NONCE, kind_name,
+};
 use crate::registry;
 use shm_lock::LockGuard;
 
@@ -62,6 +64,8 @@ pub(crate) struct Handle {
 #[derive(Serialize, Deserialize)]
 struct Wire {
     segment: SegmentToken,
+    /// The manager's nonce (`Root::nonce`).
+    manager: u64,
     desc: u64,
     kind: u64,
 }
@@ -132,6 +136,7 @@ impl Handle {
     pub(crate) fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         Wire {
             segment: self.store.seg.token(),
+            manager: self.store.rd(OFF_NONCE),
             desc: self.desc,
             kind: self.kind,
         }
@@ -148,7 +153,16 @@ impl Handle {
         use serde::de::Error as _;
         let wire = Wire::deserialize(deserializer)?;
         let store = open_token(&wire.segment)?;
-        if wire.desc % 16 != 0 || wire.desc < HEAP_START {
+        if store.rd(OFF_NONCE) != wire.manager {
+            return Err(D::Error::custom(
+                "the proxy's manager is gone: another manager now has its name",
+            ));
+        }
+        let in_range = wire
+            .desc
+            .checked_add(64)
+            .is_some_and(|end| end <= store.seg.max_data_len() as u64);
+        if !wire.desc.is_multiple_of(16) || wire.desc < HEAP_START || !in_range {
             return Err(D::Error::custom("container descriptor out of range"));
         }
         let handle = Handle {
@@ -167,13 +181,16 @@ impl Handle {
 }
 
 /// The store of the manager segment `token` names: the one this process has mapped
-/// already, if any, else the segment opened and attached. An anonymous segment is looked
-/// up by the identity in the token before anything is opened; a named one is opened by
-/// name first, since the name may now be another segment's.
+/// already, if any, else the segment opened and attached. Nothing is opened when the
+/// registry has it: an anonymous segment is looked up by the identity in the token, a
+/// named one by the identity of the file that has the name now (it may be another
+/// segment's than when the token was made).
 pub(crate) fn open_token<E: serde::de::Error>(token: &SegmentToken) -> Result<Arc<Store>, E> {
-    if let SegmentToken::Anonymous { device, inode, .. } = *token
-        && let Some(store) = registry::lookup((device, inode))
-    {
+    let identity = match token {
+        SegmentToken::Anonymous { device, inode, .. } => Some((*device, *inode)),
+        SegmentToken::Named { name } => Segment::identity_of(name),
+    };
+    if let Some(store) = identity.and_then(registry::lookup) {
         return Ok(store);
     }
     let seg = token.open(&segment_options()).map_err(E::custom)?;

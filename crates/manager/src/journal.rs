@@ -9,7 +9,15 @@
 //!
 //! # Writer (lock held)
 //!
-//! 1. Write the journal — `count`, then `count` pairs `(offset, value)` — into free space.
+//! 0. [`begin_mutation`]: a Release fence right after taking the lock. Free space may hold
+//!    a block that an earlier commit freed, perhaps in another process; a reader that
+//!    started before that commit and sees what this writer now writes there must also see
+//!    that commit's `seq` (the lock orders the earlier commit before this writer, but not
+//!    before the reader).
+//! 1. Write new entries, tables and arrays into blocks free in the committed state, then
+//!    the journal — `count`, then `count` pairs `(offset, value)` — into free space. (The
+//!    header words of blocks being freed are written too; readers never read header
+//!    words.)
 //! 2. `journal = at` (Release): the commit point. Killed before it, nothing happened.
 //! 3. `seq += 1` (odd), then a Release fence: any reader that sees a word written below
 //!    also sees the odd `seq` when it re-checks.
@@ -27,7 +35,9 @@
 //! it needs with Relaxed atomics, and [`read_valid`] (an Acquire fence, then `seq` again)
 //! says whether no word was applied in between — if so, everything read belongs to the
 //! state committed before `read_begin`. Between commits, writers write only to blocks that
-//! are free in that state, which a valid read never reaches. A reader that keeps failing
+//! are free in that state (and to header words), which a valid read never reaches; a
+//! reader that reaches them through a stale offset fails validation (steps 0 and 3). A
+//! reader that keeps failing
 //! (a writer applying, or dead with `seq` odd) falls back to the lock, whose recovery makes
 //! `seq` even again.
 
@@ -87,6 +97,16 @@ pub(crate) struct BadJournal {
     pub count: u64,
 }
 
+/// Starts a mutation: call right after taking the lock, before writing anything (step 0
+/// above).
+#[inline(always)]
+pub(crate) fn begin_mutation() {
+    // [reuse] Release fence: pairs with the Acquire fence in `read_valid`; a reader that
+    // loads a word this writer stores into free space sees every `seq` store that happened
+    // before the lock was handed to this writer.
+    fence(Ordering::Release);
+}
+
 /// Publishes `writes` through a journal written at `at` (free space with room for
 /// `8 + 16 * writes.len()` bytes), then applies them. Returns `false` if `stop` stopped it.
 /// The caller holds the lock and `Root::journal` is 0.
@@ -106,7 +126,9 @@ pub(crate) fn commit(
         return false;
     }
     // [journal] Release: pairs with the Acquire load in `recover`; a recoverer that sees
-    // the offset sees the journal's words above.
+    // the offset sees the journal's words above. (Redundant with the robust lock, which
+    // orders a dead holder's writes before its next holder; kept so that the journal
+    // alone says what it needs.)
     w.store_word(OFF_JOURNAL, at, Ordering::Release);
     if stop(Point::Published) {
         return false;
@@ -244,6 +266,11 @@ pub mod loom_model {
         /// A Relaxed store (for setting up before the threads start).
         pub fn set(&self, off: u64, value: u64) {
             self.store_word(off, value, Ordering::Relaxed);
+        }
+
+        /// [`super::begin_mutation`]: the fence a writer issues right after taking the lock.
+        pub fn begin_mutation(&self) {
+            super::begin_mutation();
         }
 
         /// [`super::commit`]; `stop_after` checkpoints pass before it stops (`usize::MAX`:

@@ -2,9 +2,9 @@
 //! container descriptors, hash-table slots, entries and the redo journal.
 //!
 //! All positions are byte offsets from the start of the segment's data area, never
-//! pointers, so every process may map the segment at its own address. Every word is read
-//! and written as an `AtomicU64` (relaxed; the robust lock orders them), payload bytes with
-//! raw copies under the lock.
+//! pointers, so every process may map the segment at its own address. Every word, payload
+//! bytes included, is read and written as an `AtomicU64` (Relaxed: writers are ordered by
+//! the robust lock, readers without it by the commit sequence number, see `journal`).
 //!
 //! ```text
 //! data offset 0      Root (magic, version, journal, heap_top, directory, lock, free heads)
@@ -63,6 +63,9 @@ pub(crate) struct Root {
     pub lock: RawLock,
     /// Head of the free list of each size class (block offsets, 0 = empty).
     pub free_heads: [u64; NCLASSES],
+    /// A random number drawn when the manager was created: a serialised proxy names its
+    /// manager by it, so that it never binds to another manager that now has the name.
+    pub nonce: u64,
 }
 
 pub(crate) const OFF_MAGIC: u64 = offset_of!(Root, magic) as u64;
@@ -75,6 +78,7 @@ pub(crate) const OFF_LAST_ID: u64 = offset_of!(Root, last_id) as u64;
 pub(crate) const OFF_FREE_DESCRIPTORS: u64 = offset_of!(Root, free_descriptors) as u64;
 pub(crate) const OFF_LOCK: u64 = offset_of!(Root, lock) as u64;
 pub(crate) const OFF_FREE_HEADS: u64 = offset_of!(Root, free_heads) as u64;
+pub(crate) const OFF_NONCE: u64 = offset_of!(Root, nonce) as u64;
 
 const _: () = {
     assert!(offset_of!(Root, magic) == 0);
@@ -87,7 +91,8 @@ const _: () = {
     assert!(offset_of!(Root, lock) == 64);
     assert!(size_of::<RawLock>() == 64);
     assert!(offset_of!(Root, free_heads) == 128);
-    assert!(size_of::<Root>() == 128 + 8 * NCLASSES);
+    assert!(offset_of!(Root, nonce) == 128 + 8 * NCLASSES);
+    assert!(size_of::<Root>() == 136 + 8 * NCLASSES);
     assert!(align_of::<Root>() == 8);
     assert!(size_of::<Root>() as u64 <= HEAP_START);
     assert!(HEAP_START.is_multiple_of(16));
@@ -194,6 +199,14 @@ pub(crate) const SLOT_OFFSET_MASK: u64 = (1 << 48) - 1;
 /// key's bytes and the value's bytes. A list element's or a value's payload starts with the
 /// length word, followed by the bytes.
 pub(crate) const ENTRY_DATA: u64 = BLOCK_HEADER + 8;
+
+/// `base + off`, wrapping: for offsets computed from words a reader without the lock
+/// loaded, which may be garbage in a torn view (whose bounds check then rejects the
+/// result); under the lock they never wrap.
+#[inline(always)]
+pub(crate) const fn addr(base: u64, off: u64) -> u64 {
+    base.wrapping_add(off)
+}
 
 /// A journal: `count`, then `count` pairs `(offset, value)` of words to store.
 pub(crate) const JOURNAL_PAIR: u64 = 16;

@@ -64,7 +64,9 @@ fn bounds(range: impl RangeBounds<usize>, len: usize) -> Result<(usize, usize), 
         Bound::Unbounded => 0,
     };
     let end = match range.end_bound() {
-        Bound::Included(&e) => e + 1,
+        Bound::Included(&e) => e
+            .checked_add(1)
+            .ok_or(Error::IndexOutOfRange { index: e, len })?,
         Bound::Excluded(&e) => e,
         Bound::Unbounded => len,
     };
@@ -186,11 +188,11 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
         decode(&bytes).map(Some)
     }
 
-    /// Element `index`, or `None` past the end.
+    /// Element `index`, or `None` past the end. Takes no lock.
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`]; the lock errors of [`push`](Self::push).
+    /// [`Error::Decode`]; [`Error::Removed`].
     ///
     /// # Examples
     ///
@@ -249,7 +251,8 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
     }
 
     /// Atomic read-modify-write of element `index`: `f` changes it in place under the
-    /// manager's lock (it must not use the same manager, and should be quick).
+    /// manager's lock (it must not write to the same manager — reads there see the state
+    /// before this update — and should be quick).
     ///
     /// # Errors
     ///
@@ -457,7 +460,7 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
         let desc = self.desc();
         let raw: Result<Vec<Vec<u8>>, Error> = self.handle.read(SNAPSHOT_READ_TRIES, |m| {
             let (a, b) = bounds((range.start_bound(), range.end_bound()), len_of(m, desc))?;
-            if m.room_for(8 * (b - a) as u64).is_none() {
+            if m.room_for(((b - a) as u64).saturating_mul(8)).is_none() {
                 return Ok(Vec::new());
             }
             Ok((a..b)

@@ -34,8 +34,8 @@ const INITIAL_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_BYTES: usize = 256 << 30;
 
 /// A family of named shared containers in one shared-memory segment, with no server
-/// process: every proxy reads and writes the segment in place under the manager's robust
-/// lock.
+/// process: every proxy reads and writes the segment in place, writes under the manager's
+/// robust lock, reads without it.
 ///
 /// [`Manager::new`] makes an anonymous manager (freed by the kernel when the last process
 /// holding it exits); pass it, or its proxies, to child processes (they are serde).
@@ -203,6 +203,10 @@ impl Manager {
     /// assert!(matches!(missing, Err(OpenError::NotFound { .. })));
     /// ```
     pub fn open(name: &str) -> Result<Manager, OpenError> {
+        // Already mapped here (the name still names that file): share it.
+        if let Some(store) = shm_segment::Segment::identity_of(name).and_then(registry::lookup) {
+            return Ok(Manager { store });
+        }
         let seg = segment_options().open(name)?;
         let store = registry::attach(seg).map_err(|e| OpenError::Corrupt {
             segment: name.to_owned(),

@@ -10,7 +10,7 @@
 use crate::error::Error;
 use crate::layout::{
     BLOCK_HEADER, DESC_A, DESC_B, DESC_C, DESC_D, ENTRY_DATA, SLOT_EMPTY, SLOT_OFFSET_MASK,
-    SLOT_TOMBSTONE,
+    SLOT_TOMBSTONE, addr,
 };
 use crate::store::{Buf, Mem, Store, Txn, hash_bytes};
 
@@ -20,25 +20,25 @@ fn tag(hash: u64) -> u64 {
 
 /// Offset of slot `i` of table block `table`.
 fn slot(table: u64, i: u64) -> u64 {
-    table + BLOCK_HEADER + 8 * i
+    addr(table, BLOCK_HEADER).wrapping_add(i.wrapping_mul(8))
 }
 
 /// `(key_len, value_len)` of entry block `entry`.
 fn lens(m: &impl Mem, entry: u64) -> (u64, u64) {
-    let w = m.rd(entry + BLOCK_HEADER);
+    let w = m.rd(addr(entry, BLOCK_HEADER));
     (w & 0xffff_ffff, w >> 32)
 }
 
 /// The key bytes of `entry`, appended to `out`.
 pub(crate) fn read_key(m: &impl Mem, entry: u64, out: &mut Vec<u8>) {
     let (k, _) = lens(m, entry);
-    m.read_bytes(entry + ENTRY_DATA, k, out);
+    m.read_bytes(addr(entry, ENTRY_DATA), k, out);
 }
 
 /// The value bytes of `entry`, appended to `out`.
 pub(crate) fn read_value(m: &impl Mem, entry: u64, out: &mut Vec<u8>) {
     let (k, v) = lens(m, entry);
-    m.read_bytes(entry + ENTRY_DATA + k, v, out);
+    m.read_bytes(addr(entry, ENTRY_DATA + k), v, out);
 }
 
 /// Where `key` is, or where it would go.
@@ -80,7 +80,7 @@ pub(crate) fn probe(m: &impl Mem, desc: u64, key: &[u8], hash: u64) -> Probe {
         } else if s >> 48 == tag(hash) {
             let entry = s & SLOT_OFFSET_MASK;
             let (k, _) = lens(m, entry);
-            if k == key.len() as u64 && m.bytes_eq(entry + ENTRY_DATA, key) {
+            if k == key.len() as u64 && m.bytes_eq(addr(entry, ENTRY_DATA), key) {
                 return Probe::Found(at, entry);
             }
         }
@@ -114,7 +114,7 @@ pub(crate) fn get_into(m: &impl Mem, desc: u64, key: &[u8], hash: u64, out: &mut
     match probe(m, desc, key, hash) {
         Probe::Found(_, entry) => {
             let (k, v) = lens(m, entry);
-            out.fill(m, entry + ENTRY_DATA + k, v);
+            out.fill(m, addr(entry, ENTRY_DATA + k), v);
             true
         }
         _ => false,

@@ -7,11 +7,11 @@
 //! elements write a new array and switch it in the descriptor.
 
 use crate::error::Error;
-use crate::layout::{BLOCK_HEADER, DESC_A, DESC_B, DESC_C, ENTRY_DATA};
+use crate::layout::{BLOCK_HEADER, DESC_A, DESC_B, DESC_C, ENTRY_DATA, addr};
 use crate::store::{Buf, Mem, Txn};
 
 fn slot(array: u64, i: u64) -> u64 {
-    array + BLOCK_HEADER + 8 * i
+    addr(array, BLOCK_HEADER).wrapping_add(i.wrapping_mul(8))
 }
 
 /// Length.
@@ -21,14 +21,14 @@ pub(crate) fn len(m: &impl Mem, desc: u64) -> u64 {
 
 /// The bytes of element block `elem`, appended to `out`.
 pub(crate) fn read_elem(m: &impl Mem, elem: u64, out: &mut Vec<u8>) {
-    let n = m.rd(elem + BLOCK_HEADER);
-    m.read_bytes(elem + ENTRY_DATA, n, out);
+    let n = m.rd(addr(elem, BLOCK_HEADER));
+    m.read_bytes(addr(elem, ENTRY_DATA), n, out);
 }
 
 /// The bytes of element block `elem`, into `out`.
 pub(crate) fn elem_into(m: &impl Mem, elem: u64, out: &mut Buf) {
-    let n = m.rd(elem + BLOCK_HEADER);
-    out.fill(m, elem + ENTRY_DATA, n);
+    let n = m.rd(addr(elem, BLOCK_HEADER));
+    out.fill(m, addr(elem, ENTRY_DATA), n);
 }
 
 /// Writes `bytes` into a new element block.

@@ -34,28 +34,31 @@ use shm_segment::{Segment, fault};
 use crate::error::Error;
 use crate::journal::{self, BadJournal, Words};
 use crate::layout::{
-    BLOCK_HEADER, HEAP_START, JOURNAL_PAIR, MAGIC, NEXT_MASK, OFF_DIRECTORY, OFF_HEAP_TOP,
-    OFF_JOURNAL, OFF_LOCK, OFF_MAGIC, OFF_SEQ, OFF_VERSION, VERSION, class_for, class_size,
-    free_head,
+    BLOCK_HEADER, HEAP_START, JOURNAL_PAIR, MAGIC, NEXT_MASK, OFF_DIRECTORY, OFF_FREE_DESCRIPTORS,
+    OFF_HEAP_TOP, OFF_JOURNAL, OFF_LAST_ID, OFF_LOCK, OFF_MAGIC, OFF_NONCE, OFF_SEQ, OFF_VERSION,
+    VERSION, class_for, class_size, free_head,
 };
 use crate::sync::Ordering;
 
 /// Calls `f(word address, first byte of the range in it, end of the range in it)` for
 /// each 8-aligned word covering `p .. p + len`, in order, while `f` returns `true`; returns
-/// whether it always did. (A plain loop: `step_by`'s `try_fold` is not inlined.)
+/// whether it always did. (A plain loop: `step_by`'s `try_fold` is not inlined.) The word
+/// addresses are derived from `p`, keeping its provenance.
 #[inline(always)]
 fn covering_words(
     p: *const u8,
     len: usize,
     mut f: impl FnMut(*const u8, usize, usize) -> bool,
 ) -> bool {
-    let (start, end) = (p as usize, p as usize + len);
-    let mut w = start & !7;
-    while w < end {
-        if !f(w as *const u8, start.max(w) - w, end.min(w + 8) - w) {
+    let head = p.addr() & 7;
+    let first = p.wrapping_sub(head);
+    let end = head + len;
+    let mut k = 0;
+    while k < end {
+        if !f(first.wrapping_add(k), head.max(k) - k, end.min(k + 8) - k) {
             return false;
         }
-        w += 8;
+        k += 8;
     }
     true
 }
@@ -352,6 +355,9 @@ impl Store {
         st.put(OFF_VERSION, VERSION);
         st.put(OFF_JOURNAL, 0);
         st.put(OFF_SEQ, 0);
+        st.put(OFF_LAST_ID, 0);
+        st.put(OFF_FREE_DESCRIPTORS, 0);
+        st.put(OFF_NONCE, random_nonce());
         // The directory descriptor is the first block, all zero but its kind.
         let dir = HEAP_START;
         let class = class_for(64).expect("64 bytes fit a class");
@@ -591,9 +597,17 @@ impl Store {
         tries: u32,
         mut f: impl FnMut(&Snap<'_>) -> R,
     ) -> Result<R, Error> {
-        for _ in 0..tries {
+        for attempt in 0..tries {
+            if attempt > 0 {
+                // A writer is applying, or committed since: spin a little, then yield (it
+                // may have been descheduled mid-apply) before taking the lock.
+                if attempt < tries / 2 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
             let Some(seq) = journal::read_begin(self) else {
-                std::hint::spin_loop();
                 continue;
             };
             let snap = Snap {
@@ -601,6 +615,7 @@ impl Store {
                 seq,
                 mapped: self.mapped(),
                 torn: Cell::new(false),
+                unchecked: Cell::new(0),
             };
             let result = f(&snap);
             if !snap.torn.get() && journal::read_valid(self, seq) {
@@ -617,6 +632,7 @@ impl Store {
             seq: self.rd(OFF_SEQ),
             mapped: self.mapped(),
             torn: Cell::new(false),
+            unchecked: Cell::new(0),
         };
         let result = f(&snap);
         if snap.torn.get() {
@@ -626,6 +642,22 @@ impl Store {
         }
         Ok(result)
     }
+}
+
+/// A fresh random word (std's per-process random hash keys, over the time and a counter):
+/// not for secrets, only to tell managers apart.
+fn random_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
 }
 
 /// Values up to this many bytes are copied out without allocating.
@@ -641,6 +673,8 @@ pub(crate) struct Snap<'a> {
     seq: u64,
     mapped: u64,
     torn: Cell<bool>,
+    /// Bytes allowed by `room_for` since the view was last checked.
+    unchecked: Cell<u64>,
 }
 
 impl Snap<'_> {
@@ -651,8 +685,10 @@ impl Snap<'_> {
         if self.torn.get() {
             return None;
         }
+        // Below the heap is the root, which views never read (its lock is a pthread mutex
+        // that glibc writes with other access sizes): only a torn offset points there.
         match off.checked_add(len) {
-            Some(end) if end <= self.mapped && off.is_multiple_of(align) => {
+            Some(end) if off >= HEAP_START && end <= self.mapped && off.is_multiple_of(align) => {
                 // SAFETY: in bounds of the mapped data area (checked).
                 Some(unsafe { self.st.seg.data().as_ptr().add(off as usize) })
             }
@@ -694,10 +730,18 @@ impl Mem for Snap<'_> {
         self.torn.get() || !journal::read_valid(self.st, self.seq)
     }
     fn room_for(&self, len: u64) -> Option<usize> {
-        if len > self.mapped || (len > LARGE_READ && self.stale()) {
+        if self.torn.get() {
+            return None;
+        }
+        // Every `LARGE_READ` bytes allocated on trust, check that the view is still valid:
+        // a stale walk never allocates much more than that.
+        let unchecked = self.unchecked.get().saturating_add(len);
+        if len > self.mapped || (unchecked > LARGE_READ && self.stale()) {
             self.torn.set(true);
             return None;
         }
+        self.unchecked
+            .set(if unchecked > LARGE_READ { 0 } else { unchecked });
         Some(len as usize)
     }
 }
@@ -780,6 +824,7 @@ impl Mem for Txn<'_> {
 impl<'a> Txn<'a> {
     /// Starts a mutation; the caller holds the lock.
     pub(crate) fn new(st: &'a Store) -> Self {
+        journal::begin_mutation();
         let (writes, frees, allocated) =
             SPARE.with(|spare| std::mem::take(&mut *spare.borrow_mut()));
         Txn {
@@ -946,6 +991,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Compares see only the range's bytes, whatever the bytes around them hold.
+    #[test]
+    fn compares_ignore_the_bytes_around_the_range() {
+        let words = [u64::MAX; 4];
+        let base = words.as_ptr().cast::<u8>();
+        for off in 0..8usize {
+            for len in 0..=(24 - off) {
+                let ones = vec![0xffu8; len];
+                // SAFETY: `off + len <= 24`, inside the 32-byte, 8-aligned buffer.
+                unsafe {
+                    assert!(eq_words(base.add(off), &ones));
+                    if len > 0 {
+                        let mut other = ones.clone();
+                        other[len / 2] = 0xfe;
+                        assert!(!eq_words(base.add(off), &other), "off {off} len {len}");
+                    }
+                }
+            }
+        }
+        let zeros = [0u64; 4];
+        let base = zeros.as_ptr().cast::<u8>();
+        // SAFETY: as above.
+        unsafe { assert!(!eq_words(base.add(3), &[0, 0, 1])) };
     }
 
     #[test]

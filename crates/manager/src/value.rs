@@ -120,7 +120,8 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
     }
 
     /// Atomic read-modify-write: `f` gets the value (`None` while unset) and may change,
-    /// set or unset it, under the manager's lock (it must not use the same manager).
+    /// set or unset it, under the manager's lock (it must not write to the same manager;
+    /// reads there see the state before this update).
     ///
     /// # Errors
     ///

@@ -253,3 +253,44 @@ fn readers_see_only_committed_states_while_writers_commit_and_die() {
     drop((c, manager));
     leaks.finish();
 }
+
+/// A list whose array block is freed and reused for an element holding `0xff..` bytes while
+/// readers in other threads follow the old array: a torn view reads those bytes as an
+/// element offset, which must fail validation (not overflow, not panic).
+#[test]
+fn torn_views_of_reused_blocks_never_panic() {
+    let _wd = Watchdog::new(Duration::from_secs(120));
+    let m = Manager::new().unwrap();
+    let l = m.list::<[u8; 32]>("l").unwrap();
+    l.extend([[1u8; 32], [2u8; 32]]).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|r| {
+            let (l, stop) = (l.clone(), std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if r == 0 {
+                        let all = l.to_vec().unwrap();
+                        assert!(all.len() == 2 || all.len() == 3);
+                    } else {
+                        let second = l.get(1).unwrap().expect("two elements at least");
+                        assert!(second == [2u8; 32] || second == [0xff; 32] || second == [1; 32]);
+                    }
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for _ in 0..iterations(20_000) {
+        l.insert(0, &[3u8; 32]).unwrap();
+        l.set(1, &[0xffu8; 32]).unwrap();
+        l.remove(0).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.join().expect("a reader panicked") > 0);
+    }
+    m.verify().unwrap();
+}

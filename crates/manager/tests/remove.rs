@@ -53,10 +53,26 @@ fn stale_proxies_fail_with_removed_even_when_the_descriptor_is_reused() {
     assert!(m.remove("a").unwrap());
     assert!(m.remove("l").unwrap());
     // The next containers take the removed descriptors.
+    let old_list_desc = format!("{old_list:?}");
+    let old_desc = format!("{old:?}");
     let new = m.dict::<u8, u8>("b").unwrap();
     new.insert(&1, &99).unwrap();
     let new_list = m.list::<u8>("l").unwrap();
     new_list.push(&5).unwrap();
+    // Debug shows the descriptor offset: the new containers sit in the removed ones' places.
+    let desc = |debug: String| -> u64 {
+        debug
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    };
+    let mut before = [desc(old_desc), desc(old_list_desc)];
+    let mut after = [desc(format!("{new:?}")), desc(format!("{new_list:?}"))];
+    before.sort_unstable();
+    after.sort_unstable();
+    assert_eq!(before, after, "the removed descriptors were reused");
     for result in [old.get(&1).map(drop), old.insert(&2, &2).map(drop)] {
         assert!(matches!(result, Err(Error::Removed)), "{result:?}");
     }

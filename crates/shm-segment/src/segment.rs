@@ -1456,6 +1456,27 @@ impl Segment {
         (self.dev, self.ino)
     }
 
+    /// The identity (as [`identity`](Self::identity)) of the file that has the name `name`
+    /// right now, found without opening or mapping it; `None` if the name is invalid or
+    /// names nothing. Compare it with a handle's to learn whether that handle is the
+    /// segment the name names.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shm_segment::{ObjectKind, Segment, SegmentOptions};
+    /// # let name = format!("doc-identity-of-{}", std::process::id());
+    /// let seg = SegmentOptions::new(ObjectKind::RAW).create(&name)?;
+    /// assert_eq!(Segment::identity_of(&name), Some(seg.identity()));
+    /// drop(seg); // removes the name
+    /// assert_eq!(Segment::identity_of(&name), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn identity_of(name: &str) -> Option<(u64, u64)> {
+        let name = SegmentName::new(name).ok()?;
+        sys::shm_path_identity(&name.file_name()).ok()
+    }
+
     /// Removes the named segment `name` from `/dev/shm`. Processes that have it open keep
     /// using it; new `open`s fail with [`OpenError::NotFound`].
     ///
