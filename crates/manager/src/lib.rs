@@ -42,8 +42,9 @@
 //!
 //! # Panics
 //!
-//! Operations panic only if the shared memory was overwritten by something else so that
-//! an offset points outside the segment.
+//! Operations under the lock (writes, and reads that fell back to it) panic only if the
+//! shared memory was overwritten by something else so that an offset points outside the
+//! segment. Reads without the lock never panic on what they read: a torn view is retried.
 //!
 //! # Examples
 //!

@@ -15,7 +15,10 @@
 //! The map is process-local state under a [`std::sync::Mutex`], held only for a lookup or
 //! an insert: never across opening, mapping or unmapping a segment (a store found or
 //! dropped is dropped after the lock is released). A forked child inherits the map and the
-//! mappings it names (`MAP_SHARED`), and reuses them.
+//! mappings it names (`MAP_SHARED`), and reuses them. (`shm_process`'s `Process::fork`
+//! refuses to fork a multi-threaded process, so no other thread can hold this lock across
+//! a fork; a program calling `fork` itself from several threads must not be deserialising
+//! proxies at that moment, as with any lock.)
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
