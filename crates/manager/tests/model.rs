@@ -1,11 +1,14 @@
-//! `SharedDict` against `HashMap` and `SharedList` against `Vec`, on random operation
-//! sequences (proptest), each followed by a full heap check; the second handle is a
-//! separate mapping of the same named segment, as another process would have.
+//! `SharedDict` against `HashMap` and `SharedList` against `Vec`, and a manager's set of
+//! containers (opened, written, removed, re-created) against a map of models, on random
+//! operation sequences (proptest), each followed by a full heap check. The second handle is
+//! a second `Manager` of the same named segment (in one process both share one mapping;
+//! other processes' views are exercised by `counters.rs`, `growth.rs` and
+//! `lock_free_reads.rs`).
 
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use shm_manager::Manager;
+use shm_manager::{ContainerError, Error, Manager};
 use test_support::{ShmLeakCheck, unique_name};
 
 #[derive(Debug, Clone)]
@@ -69,8 +72,135 @@ fn list_op() -> impl Strategy<Value = ListOp> {
     ]
 }
 
+#[derive(Debug, Clone)]
+enum ContainerOp {
+    /// Opens (or creates) dict `name` and inserts `k -> v`.
+    DictInsert(u8, u8, u32),
+    /// Opens (or creates) list `name` and pushes `v`.
+    ListPush(u8, u32),
+    /// Removes container `name`.
+    Remove(u8),
+    /// Writes through the proxy kept from the last open of `name`, if any.
+    StaleWrite(u8),
+}
+
+fn container_op() -> impl Strategy<Value = ContainerOp> {
+    let name = || 0u8..5;
+    prop_oneof![
+        4 => (name(), any::<u8>(), any::<u32>()).prop_map(|(n, k, v)| ContainerOp::DictInsert(n, k, v)),
+        3 => (name(), any::<u32>()).prop_map(|(n, v)| ContainerOp::ListPush(n, v)),
+        2 => name().prop_map(ContainerOp::Remove),
+        2 => name().prop_map(ContainerOp::StaleWrite),
+    ]
+}
+
+/// A container of the model.
+#[derive(Debug, Clone, PartialEq)]
+enum Model {
+    Dict(HashMap<u8, u32>),
+    List(Vec<u32>),
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn containers_match_a_model_across_removal_and_recreation(
+        ops in prop::collection::vec(container_op(), 1..80)
+    ) {
+        let manager = Manager::new().unwrap();
+        let mut model: HashMap<String, Model> = HashMap::new();
+        // The last proxy opened under each name, and whether it is still live.
+        let mut dicts = HashMap::new();
+        let mut lists = HashMap::new();
+        for op in ops {
+            match op {
+                ContainerOp::DictInsert(n, k, v) => {
+                    let name = format!("c{n}");
+                    match model.get_mut(&name) {
+                        Some(Model::List(_)) => {
+                            let err = manager.dict::<u8, u32>(&name).unwrap_err();
+                            prop_assert!(matches!(err, ContainerError::KindMismatch { .. }), "{}", err);
+                        }
+                        found => {
+                            let d = manager.dict::<u8, u32>(&name).unwrap();
+                            d.insert(&k, &v).unwrap();
+                            match found {
+                                Some(Model::Dict(m)) => { m.insert(k, v); }
+                                _ => { model.insert(name.clone(), Model::Dict(HashMap::from([(k, v)]))); }
+                            }
+                            dicts.insert(name, (d, true));
+                        }
+                    }
+                }
+                ContainerOp::ListPush(n, v) => {
+                    let name = format!("c{n}");
+                    match model.get_mut(&name) {
+                        Some(Model::Dict(_)) => {
+                            let err = manager.list::<u32>(&name).unwrap_err();
+                            prop_assert!(matches!(err, ContainerError::KindMismatch { .. }), "{}", err);
+                        }
+                        found => {
+                            let l = manager.list::<u32>(&name).unwrap();
+                            l.push(&v).unwrap();
+                            match found {
+                                Some(Model::List(m)) => m.push(v),
+                                _ => { model.insert(name.clone(), Model::List(vec![v])); }
+                            }
+                            lists.insert(name, (l, true));
+                        }
+                    }
+                }
+                ContainerOp::Remove(n) => {
+                    let name = format!("c{n}");
+                    prop_assert_eq!(manager.remove(&name).unwrap(), model.remove(&name).is_some());
+                    for proxies in [dicts.get_mut(&name).map(|p| &mut p.1), lists.get_mut(&name).map(|p| &mut p.1)] {
+                        if let Some(live) = proxies {
+                            *live = false;
+                        }
+                    }
+                }
+                ContainerOp::StaleWrite(n) => {
+                    let name = format!("c{n}");
+                    if let Some((d, live)) = dicts.get(&name) {
+                        let result = d.insert(&0, &7);
+                        if *live {
+                            result.unwrap();
+                            if let Some(Model::Dict(m)) = model.get_mut(&name) { m.insert(0, 7); }
+                        } else {
+                            prop_assert!(matches!(result, Err(Error::Removed)), "{:?}", result);
+                        }
+                    }
+                    if let Some((l, live)) = lists.get(&name) {
+                        let result = l.len();
+                        if *live {
+                            let Some(Model::List(m)) = model.get(&name) else { panic!("live list not in the model") };
+                            prop_assert_eq!(result.unwrap(), m.len());
+                        } else {
+                            prop_assert!(matches!(result, Err(Error::Removed)), "{:?}", result);
+                        }
+                    }
+                }
+            }
+            let report = manager.verify().unwrap();
+            prop_assert_eq!(report.containers, model.len());
+        }
+        let mut names: Vec<(String, &str)> = model
+            .iter()
+            .map(|(n, m)| (n.clone(), if matches!(m, Model::Dict(_)) { "dict" } else { "list" }))
+            .collect();
+        names.sort();
+        prop_assert_eq!(manager.containers().unwrap(), names);
+        for (name, m) in &model {
+            match m {
+                Model::Dict(m) => {
+                    let got: HashMap<u8, u32> = manager.dict(name).unwrap().items().unwrap().into_iter().collect();
+                    prop_assert_eq!(&got, m);
+                }
+                Model::List(m) => prop_assert_eq!(&manager.list::<u32>(name).unwrap().to_vec().unwrap(), m),
+            }
+        }
+    }
 
     #[test]
     fn dict_matches_hashmap(ops in prop::collection::vec(dict_op(), 1..120)) {
