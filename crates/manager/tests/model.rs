@@ -154,10 +154,11 @@ proptest! {
                 ContainerOp::Remove(n) => {
                     let name = format!("c{n}");
                     prop_assert_eq!(manager.remove(&name).unwrap(), model.remove(&name).is_some());
-                    for proxies in [dicts.get_mut(&name).map(|p| &mut p.1), lists.get_mut(&name).map(|p| &mut p.1)] {
-                        if let Some(live) = proxies {
-                            *live = false;
-                        }
+                    if let Some((_, live)) = dicts.get_mut(&name) {
+                        *live = false;
+                    }
+                    if let Some((_, live)) = lists.get_mut(&name) {
+                        *live = false;
                     }
                 }
                 ContainerOp::StaleWrite(n) => {
