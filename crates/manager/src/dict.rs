@@ -71,13 +71,15 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
         self.handle.desc
     }
 
-    /// The value for `key`.
+    /// The value for `key`. Reads without the lock (validated against concurrent commits),
+    /// taking it only if attempts keep failing; inside an `update_with` closure of the
+    /// same manager it sees the state before that update.
     ///
     /// # Errors
     ///
     /// [`Error::Encode`] / [`Error::Decode`] when serde fails; [`Error::Removed`] when
-    /// the container was removed. Takes no lock (inside an `update_with` closure of the
-    /// same manager, it sees the state before that update).
+    /// the container was removed; the lock errors ([`Error::NotRecoverable`], [`Error::Corrupt`]) in the rare case
+    /// that it falls back to the lock.
     ///
     /// # Examples
     ///
@@ -116,7 +118,13 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedDic
     /// ```
     pub fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>, Error> {
         let keys = keys.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
-        let raw: Vec<Option<Vec<u8>>> = self.handle.read(POINT_READ_TRIES, |m| {
+        // A large batch costs as much as a snapshot to retry.
+        let tries = if keys.len() > 16 {
+            SNAPSHOT_READ_TRIES
+        } else {
+            POINT_READ_TRIES
+        };
+        let raw: Vec<Option<Vec<u8>>> = self.handle.read(tries, |m| {
             keys.iter()
                 .map(|k| {
                     let mut bytes = Vec::new();

@@ -152,12 +152,7 @@ impl Handle {
     ) -> Result<Handle, D::Error> {
         use serde::de::Error as _;
         let wire = Wire::deserialize(deserializer)?;
-        let store = open_token(&wire.segment)?;
-        if store.rd(OFF_NONCE) != wire.manager {
-            return Err(D::Error::custom(
-                "the proxy's manager is gone: another manager now has its name",
-            ));
-        }
+        let store = open_manager(&wire.segment, wire.manager)?;
         let in_range = wire
             .desc
             .checked_add(64)
@@ -185,7 +180,7 @@ impl Handle {
 /// registry has it: an anonymous segment is looked up by the identity in the token, a
 /// named one by the identity of the file that has the name now (it may be another
 /// segment's than when the token was made).
-pub(crate) fn open_token<E: serde::de::Error>(token: &SegmentToken) -> Result<Arc<Store>, E> {
+fn open_token<E: serde::de::Error>(token: &SegmentToken) -> Result<Arc<Store>, E> {
     let identity = match token {
         SegmentToken::Anonymous { device, inode, .. } => Some((*device, *inode)),
         SegmentToken::Named { name } => Segment::identity_of(name),
@@ -195,6 +190,25 @@ pub(crate) fn open_token<E: serde::de::Error>(token: &SegmentToken) -> Result<Ar
     }
     let seg = token.open(&segment_options()).map_err(E::custom)?;
     registry::attach(seg).map_err(E::custom)
+}
+
+/// The store of the manager with nonce `nonce` in the segment `token` names ([`open_token`]).
+///
+/// # Errors
+///
+/// Opening errors, and an error saying the manager is gone when the segment that has the
+/// name now is another manager's (removed and created again under the name).
+pub(crate) fn open_manager<E: serde::de::Error>(
+    token: &SegmentToken,
+    nonce: u64,
+) -> Result<Arc<Store>, E> {
+    let store = open_token(token)?;
+    if store.rd(OFF_NONCE) != nonce {
+        return Err(E::custom(
+            "the manager is gone: another manager now has its name",
+        ));
+    }
+    Ok(store)
 }
 
 /// Implements `Clone`, `Debug`, `Serialize` and `Deserialize` for a proxy type.

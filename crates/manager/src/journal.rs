@@ -127,8 +127,8 @@ pub(crate) fn commit(
     }
     // [journal] Release: pairs with the Acquire load in `recover`; a recoverer that sees
     // the offset sees the journal's words above. (Redundant with the robust lock, which
-    // orders a dead holder's writes before its next holder; kept so that the journal
-    // alone says what it needs.)
+    // orders a dead holder's writes before its next holder, as long as only lock holders
+    // read `Root::journal`; kept so that the journal alone says what it needs.)
     w.store_word(OFF_JOURNAL, at, Ordering::Release);
     if stop(Point::Published) {
         return false;

@@ -20,7 +20,7 @@ use shm_lock::RawLock;
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"MPMANAGR");
 
 /// Version of this layout; a segment with another one is refused.
-pub(crate) const VERSION: u64 = 2;
+pub(crate) const VERSION: u64 = 3;
 
 /// Number of block size classes (sizes 32, 48, 64, 96, ... up to beyond 1 TiB).
 pub(crate) const NCLASSES: usize = 72;

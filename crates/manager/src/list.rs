@@ -60,7 +60,9 @@ fn len_of(m: &impl Mem, desc: u64) -> usize {
 fn bounds(range: impl RangeBounds<usize>, len: usize) -> Result<(usize, usize), Error> {
     let start = match range.start_bound() {
         Bound::Included(&s) => s,
-        Bound::Excluded(&s) => s + 1,
+        Bound::Excluded(&s) => s
+            .checked_add(1)
+            .ok_or(Error::IndexOutOfRange { index: s, len })?,
         Bound::Unbounded => 0,
     };
     let end = match range.end_bound() {
@@ -188,11 +190,13 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
         decode(&bytes).map(Some)
     }
 
-    /// Element `index`, or `None` past the end. Takes no lock.
+    /// Element `index`, or `None` past the end. Reads without the lock, as
+    /// [`SharedDict::get`](crate::SharedDict::get).
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`]; [`Error::Removed`].
+    /// [`Error::Decode`]; [`Error::Removed`]; the lock errors ([`Error::NotRecoverable`], [`Error::Corrupt`]) in the rare case
+    /// that it falls back to the lock.
     ///
     /// # Examples
     ///

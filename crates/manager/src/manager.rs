@@ -7,11 +7,11 @@ use shm_segment::transfer::SegmentToken;
 use shm_segment::{CreateError, OpenError};
 
 use crate::error::{ContainerError, Error};
-use crate::handle::{Handle, open_token, segment_options, type_id};
+use crate::handle::{Handle, open_manager, segment_options, type_id};
 use crate::layout::{
     DESC_A, DESC_B, DESC_C, DESC_D, DESC_KEY_TYPE, DESC_KIND, DESC_VALUE_TYPE, HEAP_START,
     KIND_DICT, KIND_LIST, KIND_MASK, KIND_NAMESPACE, KIND_REMOVED, KIND_VALUE,
-    OFF_FREE_DESCRIPTORS, OFF_LAST_ID, kind_name, kind_word,
+    OFF_FREE_DESCRIPTORS, OFF_LAST_ID, OFF_NONCE, kind_name, kind_word,
 };
 use crate::registry;
 use crate::store::{Mem, Store, Txn};
@@ -544,17 +544,29 @@ impl Manager {
     }
 }
 
+/// The serialised form of a [`Manager`]: its segment and its nonce, so that it never
+/// binds to another manager that now has its name.
+#[derive(Serialize, Deserialize)]
+struct ManagerWire {
+    segment: SegmentToken,
+    manager: u64,
+}
+
 impl Serialize for Manager {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.store.seg.token().serialize(serializer)
+        ManagerWire {
+            segment: self.store.seg.token(),
+            manager: self.store.rd(OFF_NONCE),
+        }
+        .serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Manager {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let token = SegmentToken::deserialize(deserializer)?;
+        let wire = ManagerWire::deserialize(deserializer)?;
         Ok(Manager {
-            store: open_token(&token)?,
+            store: open_manager(&wire.segment, wire.manager)?,
         })
     }
 }

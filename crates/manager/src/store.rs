@@ -657,7 +657,8 @@ fn random_nonce() -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.write_u32(std::process::id());
-    h.finish()
+    // Never 0, so that a zeroed root cannot pass for a manager's.
+    h.finish().max(1)
 }
 
 /// Values up to this many bytes are copied out without allocating.

@@ -54,12 +54,13 @@ impl<T: Serialize + DeserializeOwned> SharedValue<T> {
         &self.handle.store
     }
 
-    /// The value, or `None` while unset.
+    /// The value, or `None` while unset. Reads without the lock, as
+    /// [`SharedDict::get`](crate::SharedDict::get).
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`]; [`Error::Removed`] when the container was removed. Takes no
-    /// lock.
+    /// [`Error::Decode`]; [`Error::Removed`] when the container was removed; the lock errors ([`Error::NotRecoverable`], [`Error::Corrupt`]) in the rare case
+    /// that it falls back to the lock.
     ///
     /// # Examples
     ///

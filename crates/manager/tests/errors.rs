@@ -170,3 +170,19 @@ fn named_managers_leave_nothing_in_dev_shm() {
     drop(manager);
     leaks.finish();
 }
+
+#[test]
+fn list_ranges_at_the_ends_of_usize_are_errors_not_overflows() {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let l = Manager::new().unwrap().list::<u8>("l").unwrap();
+    l.extend([1, 2]).unwrap();
+    assert!(matches!(
+        l.range((Excluded(usize::MAX), Unbounded)),
+        Err(Error::IndexOutOfRange { .. })
+    ));
+    assert!(matches!(
+        l.range((Unbounded, Included(usize::MAX))),
+        Err(Error::IndexOutOfRange { .. })
+    ));
+    assert_eq!(l.range((Excluded(0), Unbounded)).unwrap(), vec![2]);
+}

@@ -202,8 +202,8 @@ fn a_named_manager_opened_again_is_mapped_once_and_a_recreated_name_is_a_new_man
     let one = mappings(old_ino);
     assert!(one >= 1);
     let opened = [Manager::open(&name).unwrap(), Manager::open(&name).unwrap()];
-    let received: Manager =
-        serde_json::from_str(&serde_json::to_string(&creator).unwrap()).unwrap();
+    let manager_wire = serde_json::to_string(&creator).unwrap();
+    let received: Manager = serde_json::from_str(&manager_wire).unwrap();
     let dict_wire = serde_json::to_string(&creator.dict::<String, u64>("d").unwrap()).unwrap();
     let old_dict: SharedDict<String, u64> = serde_json::from_str(&dict_wire).unwrap();
     eprintln!(
@@ -235,6 +235,10 @@ fn a_named_manager_opened_again_is_mapped_once_and_a_recreated_name_is_a_new_man
     // another name, may sit at the same offset).
     let by_name = serde_json::from_str::<SharedDict<String, u64>>(&dict_wire);
     let err = by_name.expect_err("a proxy of the old manager must not bind to the new one");
+    assert!(err.to_string().contains("manager is gone"), "{err}");
+    // Nor does the old manager's own wire form.
+    let err = serde_json::from_str::<Manager>(&manager_wire)
+        .expect_err("a received manager must not rebind to the new one");
     assert!(err.to_string().contains("manager is gone"), "{err}");
     new_dict.insert(&"k".to_string(), &2).unwrap();
     assert_eq!(
