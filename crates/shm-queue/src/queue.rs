@@ -426,6 +426,8 @@ impl Ring {
     fn try_claim_get(&self, pid: u32, check_owners: bool) -> Attempt<Result<u64, Closed>> {
         let h = self.header();
         let capacity = self.config.capacity;
+        // Set once `closed` was seen: the next empty slot means closed *and* drained.
+        let mut closed_seen = false;
         loop {
             let hd = h.head.load(Ordering::Relaxed);
             let (slot, _) = self.slot(hd);
@@ -470,11 +472,17 @@ impl Ring {
                 }
             } else {
                 // Nothing claimed at `hd` yet (FREE for it, or the previous lap still being
-                // read): empty. [closed] Acquire: pairs with the Release store in `close`.
-                if h.closed.load(Ordering::Acquire) != 0 {
+                // read): empty, unless a put that finished before `close` was not visible
+                // when the slot was loaded. So a closed queue is looked at once more, after
+                // the Acquire load of `closed` has made every such put visible.
+                if closed_seen {
                     return Attempt::Done(Err(Closed));
                 }
-                return Attempt::Blocked { poll: false };
+                // [closed] Acquire: pairs with the Release store in `close`.
+                if h.closed.load(Ordering::Acquire) == 0 {
+                    return Attempt::Blocked { poll: false };
+                }
+                closed_seen = true;
             }
         }
     }
@@ -1232,6 +1240,10 @@ pub mod loom_model {
 
     const MAX: usize = 8;
 
+    /// A get found the ring closed and drained.
+    #[derive(Debug, PartialEq, Eq)]
+    pub struct RingClosed;
+
     /// A heap-backed ring of `u32`s.
     pub struct HeapRing {
         ring: Ring,
@@ -1319,9 +1331,18 @@ pub mod loom_model {
 
         /// One `try_get` as process `pid`.
         pub fn try_get(&self, pid: u32) -> Option<u32> {
+            self.try_get_or_closed(pid).ok().flatten()
+        }
+
+        /// One `try_get` as process `pid` that tells closed from empty: `Ok(Some(value))`,
+        /// `Ok(None)` when the ring is empty (or blocked), `Err(Closed)` when it is closed
+        /// and drained.
+        pub fn try_get_or_closed(&self, pid: u32) -> Result<Option<u32>, RingClosed> {
             loop {
-                let Attempt::Done(Ok(position)) = self.ring.try_claim_get(pid, false) else {
-                    return None;
+                let position = match self.ring.try_claim_get(pid, false) {
+                    Attempt::Done(Ok(position)) => position,
+                    Attempt::Done(Err(_)) => return Err(RingClosed),
+                    Attempt::Blocked { .. } => return Ok(None),
                 };
                 let (slot, payload) = self.ring.slot(position);
                 Ring::stamp(slot, position, ROLE_CONSUMER, 1);
@@ -1335,7 +1356,7 @@ pub mod loom_model {
                     len => assert_eq!(len, 4, "a published slot holds the producer's length"),
                 }
                 // SAFETY: the slot is READING by us; the producer wrote 4 bytes.
-                return Some(unsafe { payload.cast::<u32>().read_unaligned() });
+                return Ok(Some(unsafe { payload.cast::<u32>().read_unaligned() }));
             }
         }
 

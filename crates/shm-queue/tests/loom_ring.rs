@@ -11,7 +11,7 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use shm_queue::loom_model::HeapRing;
+use shm_queue::loom_model::{HeapRing, RingClosed};
 
 /// Every message left in `ring`, in order.
 fn drain(ring: &HeapRing) -> Vec<u32> {
@@ -22,6 +22,7 @@ fn drain(ring: &HeapRing) -> Vec<u32> {
 fn two_producers_and_a_consumer_on_one_slot() {
     loom::model(|| {
         let ring = Arc::new(HeapRing::new(1));
+
         let producers: Vec<_> = (0..2)
             .map(|p| {
                 let ring = Arc::clone(&ring);
@@ -93,5 +94,33 @@ fn close_stops_puts_but_not_draining_gets() {
         closer.join().unwrap();
         assert!(!ring.try_put(10, 9));
         assert_eq!(drain(&ring), if late { vec![7, 8] } else { vec![7] });
+    });
+}
+
+#[test]
+fn closed_is_reported_only_after_what_was_put_before_close() {
+    loom::model(|| {
+        let ring = Arc::new(HeapRing::new(2));
+        let putter = {
+            let ring = Arc::clone(&ring);
+            thread::spawn(move || {
+                assert!(ring.try_put(10, 7));
+                ring.close();
+            })
+        };
+        let getter = {
+            let ring = Arc::clone(&ring);
+            thread::spawn(move || ring.try_get_or_closed(1))
+        };
+        putter.join().unwrap();
+        let first = getter.join().unwrap();
+        let rest = drain(&ring);
+        match first {
+            // The put happened before `close`: a get that reports closed has taken it.
+            Err(RingClosed) => panic!("closed reported while {rest:?} was still queued"),
+            Ok(Some(value)) => assert_eq!((value, rest), (7, vec![])),
+            Ok(None) => assert_eq!(rest, vec![7]),
+        }
+        assert_eq!(ring.try_get_or_closed(1), Err(RingClosed));
     });
 }

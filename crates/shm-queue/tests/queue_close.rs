@@ -104,3 +104,38 @@ fn spsc_close_wakes_both_halves() {
     assert_eq!(rx.get(), Ok(1));
     assert_eq!(rx.get(), Err(GetError::Closed));
 }
+
+/// A getter racing a putter that puts and then closes never sees `Closed` before the value
+/// put before `close` (the empty slot it loaded may predate the put; the closed flag it
+/// loads next does not). Threads of one process race exactly as processes do.
+#[test]
+fn closed_is_reported_only_after_the_values_put_before_close() {
+    let _watchdog = Watchdog::new(WATCHDOG);
+    for round in 0..2_000_u32 {
+        let q = Queue::<u32>::builder()
+            .capacity(4)
+            .create_anonymous()
+            .unwrap();
+        let batch = round % 2 == 1;
+        let got = std::thread::scope(|s| {
+            s.spawn(|| {
+                q.put(round).unwrap();
+                q.close();
+            });
+            if batch {
+                let mut buf = Vec::new();
+                match q.get_many(&mut buf, 4) {
+                    Ok(_) => buf,
+                    Err(e) => panic!("round {round}: get_many failed with {e:?} first"),
+                }
+            } else {
+                match q.get() {
+                    Ok(value) => vec![value],
+                    Err(e) => panic!("round {round}: get failed with {e:?} first"),
+                }
+            }
+        });
+        assert_eq!(got, [round]);
+        assert_eq!(q.get(), Err(GetError::Closed));
+    }
+}

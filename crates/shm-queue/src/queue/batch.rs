@@ -99,6 +99,8 @@ impl Ring {
         let h = self.header();
         let capacity = self.config.capacity;
         *hd = (*hd).max(h.head.load(Ordering::Relaxed));
+        // Set once `closed` was seen: the next empty slot means closed *and* drained.
+        let mut closed_seen = false;
         loop {
             let (slot, _) = self.slot(*hd);
             // [publish] Acquire: pairs with the Release store that publishes a message.
@@ -135,11 +137,15 @@ impl Ring {
                     *freed = true;
                 }
             } else {
-                // [closed] Acquire: pairs with the Release store in `close`.
-                if h.closed.load(Ordering::Acquire) != 0 {
+                // Empty; a closed queue is looked at once more, as in `try_claim_get`.
+                if closed_seen {
                     return Attempt::Done(Err(Closed));
                 }
-                return Attempt::Blocked { poll: false };
+                // [closed] Acquire: pairs with the Release store in `close`.
+                if h.closed.load(Ordering::Acquire) == 0 {
+                    return Attempt::Blocked { poll: false };
+                }
+                closed_seen = true;
             }
         }
     }
