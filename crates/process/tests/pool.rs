@@ -163,6 +163,88 @@ fn a_worker_killed_mid_task_fails_only_that_task() {
     );
 }
 
+/// Shared with every worker's initializer: the first worker to start parks at its first
+/// result's put, after claiming the slot and before publishing it.
+#[derive(Serialize, Deserialize)]
+struct ParkTheFirstWorker {
+    started: shm_lock::Value<u32>,
+    parked_pid: shm_lock::Value<u32>,
+}
+
+fn park_the_first_worker(park: ParkTheFirstWorker) {
+    if park.started.fetch_add(1) == 0 {
+        park.parked_pid.store(std::process::id());
+        // SAFETY: the worker is single-threaded when its initializer runs.
+        unsafe { std::env::set_var(shm_segment::fault::PARK_ENV, "shm_queue.put.claimed") };
+    }
+}
+
+/// Counts one run of a task in its own counter: the run number.
+fn count_run(runs: shm_lock::Value<u32>) -> u32 {
+    runs.fetch_add(1) + 1
+}
+
+/// A worker that ends (here after its one task) while its result sits in the queue behind
+/// a slot another, live worker claimed and has not published: its task is neither run
+/// again nor failed, whatever rounds the handler makes before that slot is published. The
+/// parked worker, once killed, fails only its own task.
+#[test]
+fn a_result_behind_a_slot_still_being_written_is_not_lost_or_run_twice() {
+    let _wd = Watchdog::new(STEP);
+    let started = shm_lock::Value::new(0_u32).unwrap();
+    let parked_pid = shm_lock::Value::new(0_u32).unwrap();
+    let pool = Pool::builder()
+        .processes(2)
+        .maxtasksperchild(1)
+        .initializer(
+            park_the_first_worker,
+            ParkTheFirstWorker {
+                started: started.clone(),
+                parked_pid: parked_pid.clone(),
+            },
+        )
+        .build()
+        .unwrap();
+    let runs: Vec<shm_lock::Value<u32>> =
+        (0..4).map(|_| shm_lock::Value::new(0).unwrap()).collect();
+    let pending: Vec<_> = runs
+        .iter()
+        .map(|r| pool.apply_async(count_run, r.clone()).unwrap())
+        .collect();
+    // Both first workers ran a task: one is parked with its result's slot claimed, the
+    // other published its result behind that slot and ended.
+    let deadline = std::time::Instant::now() + STEP;
+    while parked_pid.load() == 0 || runs.iter().map(|r| r.load()).sum::<u32>() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the workers never ran"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Rounds of the handler (20 ms each) in which the ended worker is found dead.
+    std::thread::sleep(Duration::from_millis(300));
+    let parked = rustix::process::Pid::from_raw(parked_pid.load() as i32).unwrap();
+    rustix::process::kill_process(parked, rustix::process::Signal::KILL).unwrap();
+    let mut died = 0;
+    for (task, p) in pending.into_iter().enumerate() {
+        match p.get() {
+            Ok(run) => assert_eq!(run, 1, "task {task} ran again"),
+            Err(PoolError::WorkerDied { pid, .. }) => {
+                assert_eq!(
+                    pid,
+                    parked_pid.load(),
+                    "task {task} failed in another worker"
+                );
+                died += 1;
+            }
+            Err(e) => panic!("task {task} failed: {e}"),
+        }
+    }
+    assert_eq!(died, 1, "the parked worker's task, and only it, failed");
+    let counts: Vec<u32> = runs.iter().map(|r| r.load()).collect();
+    assert_eq!(counts, [1; 4], "every task ran exactly once");
+}
+
 fn panics_on(x: u32) -> u32 {
     assert!(x % 5 != 4, "bad item {x}");
     x

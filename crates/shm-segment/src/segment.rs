@@ -695,9 +695,14 @@ impl SegmentOptions {
                     let slice = Instant::now() + Duration::from_millis(10);
                     let until = deadline.map_or(slice, |d| d.min(slice));
                     futex::wait(state, s, Some(until));
-                    let now_ready = state.load(Ordering::Acquire) == STATE_READY;
                     let expired = deadline.is_some_and(|d| Instant::now() >= d);
-                    if !now_ready && (expired || !creator.is_alive()) {
+                    // The state is looked at after the verdict on the creator: a creator
+                    // that finished and exited in between made it READY (or FAILED), which
+                    // the next turn of the loop reports instead of a timeout.
+                    let gave_up = expired || !creator.is_alive();
+                    // [ready] Acquire, as above.
+                    let now = state.load(Ordering::Acquire);
+                    if gave_up && matches!(now, STATE_EMPTY | STATE_INITIALISING) {
                         return Err(OpenError::InitTimeout {
                             segment: label,
                             waited: started.elapsed(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use shm_queue::GetTimeoutError;
+use shm_queue::{GetTimeoutError, TryGetError};
 
 use super::worker::{Done, status_word};
 use super::{PoolError, Shared, State};
@@ -48,9 +48,7 @@ pub(crate) fn run(shared: &Arc<Shared>) {
             }
         }
         let mut state = shared.lock();
-        while let Ok(done) = shared.results.try_get() {
-            complete(&mut state, done);
-        }
+        take_results(shared, &mut state);
         supervise(shared, &mut state);
         state.dispatch();
         let stop = shut_down_if_done(&mut state);
@@ -58,6 +56,21 @@ pub(crate) fn run(shared: &Arc<Shared>) {
         shared.changed.notify_all();
         if stop {
             return;
+        }
+    }
+}
+
+/// Completes every result that can be taken now. Whether the queue is empty afterwards
+/// is another matter: a result published behind a slot that a live worker is still
+/// writing is taken only once that worker publishes.
+fn take_results(shared: &Shared, state: &mut State) {
+    loop {
+        match shared.results.try_get() {
+            Ok(done) => complete(state, done),
+            Err(TryGetError::Decode(e)) => {
+                eprintln!("multiproc pool: dropped a damaged result: {e}")
+            }
+            Err(TryGetError::Empty | TryGetError::Closed) => return,
         }
     }
 }
@@ -92,9 +105,14 @@ fn supervise(shared: &Shared, state: &mut State) {
         if worker.process.is_alive() {
             continue;
         }
-        // Results it sent before ending are in the queue already: take them first.
-        while let Ok(done) = shared.results.try_get() {
-            complete(state, done);
+        // Results it sent before ending are in the queue already: take them first. One
+        // may sit behind a slot that a live worker claimed and is still writing, where no
+        // get reaches it yet; judging now would run its task again (or fail a task that
+        // finished), so the verdict waits for a round in which the queue is drained. Slots
+        // claimed by dead workers do not hold it up: gets skip them.
+        take_results(shared, state);
+        if !shared.results.is_empty() {
+            continue;
         }
         let Some(mut worker) = state.workers[index].take() else {
             continue;
