@@ -19,6 +19,11 @@ use crate::sys;
 /// How often a sleeper wakes to check whether the process it waits on died.
 pub(crate) const OWNER_POLL: Duration = Duration::from_millis(10);
 
+/// How often a sleeper that waits on nobody in particular still wakes to look again. A
+/// waker SIGKILLed between publishing and its wake-up (for a batch: anywhere in the batch)
+/// leaves what it published unannounced; this bounds how long a sleeper can miss it.
+pub(crate) const LOST_WAKE_POLL: Duration = Duration::from_secs(1);
+
 /// Default number of retries before sleeping. A retry with its pause costs roughly 10–20 ns,
 /// so this spins for some 10–20 µs: about what a futex wake-up costs on the virtual machines
 /// this was measured on (a raw futex round trip between two processes took 38–60 µs there),
@@ -31,7 +36,8 @@ pub(crate) enum Attempt<R> {
     /// The operation finished (successfully or not).
     Done(R),
     /// It must wait. `poll`: it waits on a slot owned by another process, whose death only
-    /// a periodic check can notice, so sleep at most [`OWNER_POLL`].
+    /// a periodic check can notice, so sleep at most [`OWNER_POLL`] (otherwise at most
+    /// [`LOST_WAKE_POLL`]).
     Blocked { poll: bool },
 }
 
@@ -102,12 +108,8 @@ impl Event<'_> {
                 }
                 Attempt::Blocked { poll } => poll,
             };
-            let until = if poll {
-                let next = Instant::now() + OWNER_POLL;
-                Some(deadline.map_or(next, |d| d.min(next)))
-            } else {
-                deadline
-            };
+            let next = Instant::now() + if poll { OWNER_POLL } else { LOST_WAKE_POLL };
+            let until = Some(deadline.map_or(next, |d| d.min(next)));
             sys::futex_wait(self.seq, seen, until);
             self.waiters.fetch_sub(1, Ordering::SeqCst);
         }

@@ -319,3 +319,112 @@ fn consumer_killed_inside_get_many_loses_only_the_message_it_was_reading() {
     assert_eq!(q.get_many(&mut got, 10), Ok(4));
     assert_eq!(got, [4, 5, 6, 7]);
 }
+
+/// A value whose encoding fails hard at [`Trap::SPRUNG`], the second time it is encoded
+/// in a process (`put_many` sizes every value before it writes any): `Trap(SPRUNG, Panic)`
+/// panics in `Serialize`, `Trap(SPRUNG, Kill)` SIGKILLs its own process there.
+#[derive(Debug, PartialEq, serde::Deserialize)]
+struct Trap(u32, Spring);
+
+#[derive(Debug, PartialEq, serde::Deserialize)]
+enum Spring {
+    Panic,
+    Kill,
+}
+
+impl Trap {
+    const SPRUNG: u32 = 0xdead;
+}
+
+impl serde::Serialize for Trap {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTupleStruct;
+        static SIZED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if self.0 == Self::SPRUNG && SIZED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            match self.1 {
+                Spring::Panic => panic!("the trap's Serialize panics"),
+                Spring::Kill => {
+                    let me = rustix::process::getpid();
+                    rustix::process::kill_process(me, rustix::process::Signal::KILL).unwrap();
+                    unreachable!("SIGKILL cannot be caught");
+                }
+            }
+        }
+        let mut s = serializer.serialize_tuple_struct("Trap", 2)?;
+        s.serialize_field(&self.0)?;
+        s.serialize_field(&(self.1 == Spring::Kill))?;
+        s.end()
+    }
+}
+
+/// Starts a getter thread on `q` and returns once it sleeps; the thread yields what its
+/// `get_timeout(WAIT)` returned and when.
+fn sleeping_getter(
+    q: &Queue<Trap>,
+) -> std::thread::JoinHandle<(Result<Trap, GetTimeoutError>, Instant)> {
+    let getter = {
+        let q = q.clone();
+        std::thread::spawn(move || (q.get_timeout(WAIT), Instant::now()))
+    };
+    common::spin_until(|| q.waiting().getters == 1);
+    // Registered sleepers look once more before they sleep: let it get to the futex.
+    std::thread::sleep(Duration::from_millis(50));
+    getter
+}
+
+#[test]
+fn a_put_many_ended_by_a_panicking_serialize_still_wakes_a_sleeping_getter() {
+    let _watchdog = Watchdog::new(WATCHDOG);
+    let q = Queue::<Trap>::builder()
+        .capacity(4)
+        .create_anonymous()
+        .unwrap();
+    let getter = sleeping_getter(&q);
+    let batch = vec![Trap(1, Spring::Panic), Trap(Trap::SPRUNG, Spring::Panic)];
+    let put = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| q.put_many(batch)));
+    let unwound = Instant::now();
+    assert!(put.is_err(), "the second value's Serialize panics");
+    let (got, at) = getter.join().unwrap();
+    assert_eq!(got, Ok(Trap(1, Spring::Panic)));
+    // Woken while the panic unwound; the sleepers' own look comes only after 1 s.
+    let late = at.saturating_duration_since(unwound);
+    assert!(
+        late < Duration::from_millis(300),
+        "the getter woke {late:?} late"
+    );
+    // The panicking value's slot holds a tombstone, skipped by gets.
+    assert_eq!(q.try_get(), Err(TryGetError::Empty));
+}
+
+#[test]
+fn a_producer_killed_inside_put_many_strands_no_sleeping_getter() {
+    let _watchdog = Watchdog::new(WATCHDOG);
+    let q = Queue::<Trap>::builder()
+        .capacity(4)
+        .create_anonymous()
+        .unwrap();
+    let getter = sleeping_getter(&q);
+    let mut victim = child_builder(&test_name!(), "victim")
+        .env(QUEUE_ENV, share(&q))
+        .spawn(|| {
+            let q: Queue<Trap> = from_env(QUEUE_ENV);
+            // Publishes the first value, then dies encoding the second, before the
+            // batch's one wake-up.
+            let _ = q.put_many(vec![
+                Trap(1, Spring::Kill),
+                Trap(Trap::SPRUNG, Spring::Kill),
+            ]);
+            unreachable!("the second value kills the process");
+        });
+    victim.wait_timeout(WAIT).unwrap();
+    let died = Instant::now();
+    let (got, at) = getter.join().unwrap();
+    assert_eq!(got, Ok(Trap(1, Spring::Kill)));
+    // Found by the sleepers' periodic look (every second), not at the end of the wait.
+    let late = at.saturating_duration_since(died);
+    assert!(
+        late < Duration::from_secs(10),
+        "the getter woke {late:?} late"
+    );
+    assert_eq!(q.try_get(), Err(TryGetError::Empty));
+}

@@ -27,7 +27,7 @@ use crate::layout::{
 };
 use crate::sync::{AtomicU64, Ordering};
 use crate::sys;
-use crate::wait::Attempt;
+use crate::wait::{Attempt, Event};
 
 impl Ring {
     /// As `try_claim_put`, searching from the caller's position `t` (raised to the shared
@@ -183,6 +183,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// A producer killed inside `put_many` has enqueued the values before the one it was
     /// writing; that one is lost exactly as in [`put`](Self::put); the others never left.
+    /// Consumers asleep on the queue are woken once, when the batch ends (also by a
+    /// panicking `Serialize`); after a kill they find the enqueued values by themselves
+    /// within a second.
     ///
     /// # Examples
     ///
@@ -267,32 +270,34 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let me = sys::current_process();
         let inner = &*self.inner;
         let h = inner.header();
-        let mut t = h.tail.load(Ordering::Relaxed);
-        // Whether we published since the last wake of consumers.
-        let mut unannounced = false;
+        // Our search position, and whether we published since the last wake of consumers.
+        let mut wake = BatchWake {
+            event: inner.not_empty(),
+            hint: &h.tail,
+            position: h.tail.load(Ordering::Relaxed),
+            pending: false,
+        };
         let mut put = 0;
         let mut values = values.into_iter();
         let stopped = loop {
             let Some(value) = values.next() else {
                 break None;
             };
-            let claimed = match inner.try_claim_put_from(me.pid, false, &mut t) {
+            let claimed = match inner.try_claim_put_from(me.pid, false, &mut wake.position) {
                 Attempt::Done(r) => Some(r),
                 Attempt::Blocked { .. } => {
                     // Announce what we wrote before waiting: its consumers may be the
                     // ones who make room.
-                    Ring::raise_hint(&h.tail, t);
-                    if std::mem::take(&mut unannounced) {
-                        inner.not_empty().notify();
-                    }
+                    wake.announce();
+                    let t = &mut wake.position;
                     match until {
-                        Until::Now => match inner.try_claim_put_from(me.pid, true, &mut t) {
+                        Until::Now => match inner.try_claim_put_from(me.pid, true, t) {
                             Attempt::Done(r) => Some(r),
                             Attempt::Blocked { .. } => None,
                         },
                         Until::Deadline(deadline) => {
                             inner.not_full().block_on(self.spin, deadline, |check| {
-                                inner.try_claim_put_from(me.pid, check, &mut t)
+                                inner.try_claim_put_from(me.pid, check, t)
                             })
                         }
                     }
@@ -306,7 +311,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             let (slot, payload) = inner.slot(position);
             Ring::stamp(slot, position, ROLE_PRODUCER, me.start_time);
             fault::point("shm_queue.put_many.claimed");
-            unannounced = true;
+            wake.pending = true;
             // Publishes a tombstone unless the encoding succeeds (see `put_until`).
             let mut publish = Publish {
                 inner,
@@ -330,10 +335,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 }
             }
         };
-        Ring::raise_hint(&h.tail, t);
-        if unannounced {
-            inner.not_empty().notify();
-        }
+        drop(wake);
         match stopped {
             None => Ok(()),
             Some((value, stop)) => Err(Partial {
@@ -362,7 +364,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// A consumer killed inside `get_many` loses the one message it was reading, as in
     /// `get`; the messages it had decoded before were taken by it (like a `get` that
-    /// returned), the others stay queued.
+    /// returned), the others stay queued. Producers waiting for room find the slots it
+    /// freed within a second.
     ///
     /// # Examples
     ///
@@ -455,9 +458,14 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let me = sys::current_process();
         let inner = &*self.inner;
         let h = inner.header();
-        let mut hd = h.head.load(Ordering::Relaxed);
-        // Whether we freed a slot since the last wake of producers.
-        let mut freed = false;
+        // Our search position, and whether we freed a slot since the last wake of
+        // producers.
+        let mut wake = BatchWake {
+            event: inner.not_full(),
+            hint: &h.head,
+            position: h.head.load(Ordering::Relaxed),
+            pending: false,
+        };
         let mut got = 0;
         let result = loop {
             if got == max {
@@ -466,19 +474,30 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             let claimed = if got == 0 {
                 match until {
                     Until::Now => {
-                        match inner.try_claim_get_from(me.pid, true, &mut hd, &mut freed) {
+                        match inner.try_claim_get_from(
+                            me.pid,
+                            true,
+                            &mut wake.position,
+                            &mut wake.pending,
+                        ) {
                             Attempt::Done(r) => Some(r),
                             Attempt::Blocked { .. } => None,
                         }
                     }
                     Until::Deadline(deadline) => {
                         inner.not_empty().block_on(self.spin, deadline, |check| {
-                            inner.try_claim_get_from(me.pid, check, &mut hd, &mut freed)
+                            inner.try_claim_get_from(
+                                me.pid,
+                                check,
+                                &mut wake.position,
+                                &mut wake.pending,
+                            )
                         })
                     }
                 }
             } else {
-                match inner.try_claim_get_from(me.pid, false, &mut hd, &mut freed) {
+                match inner.try_claim_get_from(me.pid, false, &mut wake.position, &mut wake.pending)
+                {
                     Attempt::Done(r) => Some(r),
                     Attempt::Blocked { .. } => break Ok(got),
                 }
@@ -498,7 +517,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 position,
                 notify: false,
             };
-            freed = true;
+            wake.pending = true;
             let len = slot.len.load(Ordering::Relaxed);
             if len == TOMBSTONE_LEN {
                 continue;
@@ -524,10 +543,35 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 Err(e) => break Err(GetFailure::Decode(e)),
             }
         };
-        Ring::raise_hint(&h.head, hd);
-        if freed {
-            inner.not_full().notify();
-        }
+        drop(wake);
         result
+    }
+}
+
+/// A batch's search position and its one wake-up of the other side: when dropped, also
+/// when a panicking `Serialize` or `Deserialize` ends the batch early, it raises the shared
+/// hint to the position and wakes the sleepers if anything was published (or freed) since
+/// the last wake. A SIGKILL skips it; sleepers then look again after
+/// [`LOST_WAKE_POLL`](crate::wait::LOST_WAKE_POLL).
+struct BatchWake<'a> {
+    event: Event<'a>,
+    hint: &'a AtomicU64,
+    position: u64,
+    pending: bool,
+}
+
+impl BatchWake<'_> {
+    /// Raises the hint and wakes the sleepers if anything is pending.
+    fn announce(&mut self) {
+        Ring::raise_hint(self.hint, self.position);
+        if std::mem::take(&mut self.pending) {
+            self.event.notify();
+        }
+    }
+}
+
+impl Drop for BatchWake<'_> {
+    fn drop(&mut self) {
+        self.announce();
     }
 }
