@@ -22,7 +22,7 @@ use crate::layout::{
     STATE_FREE, STATE_PUBLISHED, STATE_READING, SlotHeader, TOMBSTONE_LEN, pack_seq, tag_distance,
     unpack_seq,
 };
-use crate::sync::Ordering;
+use crate::sync::{self, Ordering};
 use crate::sys;
 use crate::wait::{Attempt, DEFAULT_SPIN_LIMIT, Event};
 
@@ -285,6 +285,9 @@ impl Config {
 pub(crate) struct Ring {
     header: NonNull<QueueHeader>,
     config: Config,
+    /// Set once a get of this process found the queue closed and drained, which stays
+    /// true (see `close_state`): later gets answer at once instead of scanning again.
+    drained: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: `header` points to memory that outlives the `Ring` (the segment mapping kept by
@@ -384,15 +387,16 @@ impl Ring {
             if distance == 0 && state == STATE_FREE {
                 let claimed = pack_seq(t, STATE_CLAIMED, pid);
                 // [free] Acquire on success, as above: the last reader is done with it.
+                // [close] SeqCst: see `withdraw_if_closed`.
                 if slot
                     .seq
-                    .compare_exchange(seq, claimed, Ordering::Acquire, Ordering::Relaxed)
+                    .compare_exchange(seq, claimed, Ordering::SeqCst, Ordering::Relaxed)
                     .is_ok()
                 {
                     let _ = h
                         .tail
                         .compare_exchange(t, t + 1, Ordering::Relaxed, Ordering::Relaxed);
-                    return Attempt::Done(Ok(t));
+                    return self.withdraw_if_closed(t, pid);
                 }
             } else if distance >= 0 {
                 // Position `t` is taken (or long done): move the hint on.
@@ -422,12 +426,80 @@ impl Ring {
         }
     }
 
+    /// After a put claimed position `position`: `Ok(position)`, or, when the queue was
+    /// closed meanwhile, `Err(Closed)` with a tombstone published in the slot.
+    ///
+    /// A put checks `closed` before it claims, but `close` may come between that check and
+    /// the claim, and a get may then find the queue closed and empty and report `Closed`
+    /// while this put still goes on to publish and return `Ok`. So the put looks again
+    /// after claiming. The claim, this load, `close`'s store and the loads of
+    /// `close_state` are all `SeqCst` and so fall in one total order: either this load
+    /// comes after the close and the put withdraws, or the claim comes before the
+    /// `close_state` scan (which follows the close), which then sees it and waits for it.
+    fn withdraw_if_closed(&self, position: u64, pid: u32) -> Attempt<Result<u64, Closed>> {
+        sync::seq_cst_for_loom();
+        // [close] SeqCst: see above.
+        if self.header().closed.load(Ordering::SeqCst) == 0 {
+            return Attempt::Done(Ok(position));
+        }
+        drop(Publish {
+            inner: self,
+            position,
+            pid,
+            len: TOMBSTONE_LEN,
+            codec: CODEC_POSTCARD,
+            notify: true,
+        });
+        Attempt::Done(Err(Closed))
+    }
+
+    /// What a get that found position `hd` empty (nothing claimed there) does next: sleep
+    /// (`Open`), wait for a message still being written (`Draining`), or report `Closed`
+    /// (`Drained`).
+    ///
+    /// A closed queue is drained when no position from `hd` on holds a message or a claim
+    /// by a live producer. A put that returned `Ok` claimed its slot before the close in
+    /// the `SeqCst` order (see `withdraw_if_closed`), so the scan, which loads `closed`
+    /// first, sees that claim or what followed it. Once a scan found nothing, nothing more
+    /// can come (later claims all withdraw), so the verdict is cached for this process.
+    fn close_state(&self, hd: u64, check_owners: bool) -> CloseState {
+        if self.drained.load(std::sync::atomic::Ordering::Relaxed) {
+            return CloseState::Drained;
+        }
+        // [close] SeqCst: see above.
+        if self.header().closed.load(Ordering::SeqCst) == 0 {
+            return CloseState::Open;
+        }
+        sync::seq_cst_for_loom();
+        // Every position a producer can claim now lies in `hd..hd + capacity`: the slot of
+        // a later one still holds a position from `hd` on, which nobody read yet.
+        for position in hd..hd + self.config.capacity {
+            let (slot, _) = self.slot(position);
+            // [close] SeqCst, as above; [publish] Acquire included.
+            let (tag, state, owner) = unpack_seq(slot.seq.load(Ordering::SeqCst));
+            if tag_distance(tag, position) != 0 {
+                continue;
+            }
+            let coming = match state {
+                STATE_PUBLISHED => true,
+                STATE_CLAIMED => {
+                    !check_owners || Self::owner_alive(slot, position, ROLE_PRODUCER, owner)
+                }
+                _ => false,
+            };
+            if coming {
+                return CloseState::Draining;
+            }
+        }
+        self.drained
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        CloseState::Drained
+    }
+
     /// One try at claiming a slot to read: `Ok(position)` with the slot READING by `pid`.
     fn try_claim_get(&self, pid: u32, check_owners: bool) -> Attempt<Result<u64, Closed>> {
         let h = self.header();
         let capacity = self.config.capacity;
-        // Set once `closed` was seen: the next empty slot means closed *and* drained.
-        let mut closed_seen = false;
         loop {
             let hd = h.head.load(Ordering::Relaxed);
             let (slot, _) = self.slot(hd);
@@ -472,17 +544,12 @@ impl Ring {
                 }
             } else {
                 // Nothing claimed at `hd` yet (FREE for it, or the previous lap still being
-                // read): empty, unless a put that finished before `close` was not visible
-                // when the slot was loaded. So a closed queue is looked at once more, after
-                // the Acquire load of `closed` has made every such put visible.
-                if closed_seen {
-                    return Attempt::Done(Err(Closed));
-                }
-                // [closed] Acquire: pairs with the Release store in `close`.
-                if h.closed.load(Ordering::Acquire) == 0 {
-                    return Attempt::Blocked { poll: false };
-                }
-                closed_seen = true;
+                // read): empty, unless the queue is closed with messages still coming.
+                return match self.close_state(hd, check_owners) {
+                    CloseState::Open => Attempt::Blocked { poll: false },
+                    CloseState::Draining => Attempt::Blocked { poll: true },
+                    CloseState::Drained => Attempt::Done(Err(Closed)),
+                };
             }
         }
     }
@@ -490,6 +557,17 @@ impl Ring {
 
 /// The queue was closed.
 struct Closed;
+
+/// Whether a get that found the queue empty should sleep or report `Closed`.
+enum CloseState {
+    /// Not closed: sleep until woken.
+    Open,
+    /// Closed, but a message is still being written (or is published behind a position
+    /// nobody claimed yet): wait for it.
+    Draining,
+    /// Closed and nothing more will come.
+    Drained,
+}
 
 mod batch;
 mod plain;
@@ -683,7 +761,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let header = segment.data().cast::<QueueHeader>();
         Queue {
             inner: Arc::new(Inner {
-                ring: Ring { header, config },
+                ring: Ring {
+                    header,
+                    config,
+                    drained: std::sync::atomic::AtomicBool::new(false),
+                },
                 segment,
             }),
             spin,
@@ -1050,7 +1132,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// `Closed`; gets drain what is left, then fail with `Closed`. Closing is sticky.
     ///
     /// A put racing with `close` either fails with `Closed` or is delivered to a get that
-    /// drains the queue.
+    /// drains the queue: a get reports `Closed` only once every put that returned `Ok` was
+    /// taken. (A put that claimed its slot just before seeing the close withdraws, leaving
+    /// a tombstone that gets skip.) The first get of a process to find the queue closed and
+    /// empty looks at every slot once, to be sure; later ones answer at once.
     ///
     /// # Examples
     ///
@@ -1063,8 +1148,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Ok::<(), shm_queue::CreateError>(())
     /// ```
     pub fn close(&self) {
-        // [closed] Release: pairs with the Acquire loads of `closed`.
-        self.inner.header().closed.store(1, Ordering::Release);
+        // [closed] Release: pairs with the Acquire loads of `closed`. [close] SeqCst: see
+        // `Ring::withdraw_if_closed`.
+        self.inner.header().closed.store(1, Ordering::SeqCst);
         self.inner.not_empty().notify_always();
         self.inner.not_full().notify_always();
     }
@@ -1304,7 +1390,11 @@ pub mod loom_model {
                 stride,
             };
             HeapRing {
-                ring: Ring { header, config },
+                ring: Ring {
+                    header,
+                    config,
+                    drained: std::sync::atomic::AtomicBool::new(false),
+                },
                 layout,
             }
         }
@@ -1362,8 +1452,9 @@ pub mod loom_model {
 
         /// Closes the ring.
         pub fn close(&self) {
-            // [closed] Release: pairs with the Acquire loads in the claims.
-            self.ring.header().closed.store(1, Ordering::Release);
+            // [closed] Release: pairs with the Acquire loads in the claims. [close] SeqCst:
+            // see `Ring::withdraw_if_closed`.
+            self.ring.header().closed.store(1, Ordering::SeqCst);
         }
     }
 

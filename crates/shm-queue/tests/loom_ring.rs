@@ -124,3 +124,70 @@ fn closed_is_reported_only_after_what_was_put_before_close() {
         assert_eq!(ring.try_get_or_closed(1), Err(RingClosed));
     });
 }
+
+#[test]
+fn a_put_racing_close_is_either_refused_or_delivered_before_closed() {
+    loom::model(|| {
+        let ring = Arc::new(HeapRing::new(2));
+        let putter = {
+            let ring = Arc::clone(&ring);
+            thread::spawn(move || ring.try_put(10, 7))
+        };
+        let closer = {
+            let ring = Arc::clone(&ring);
+            thread::spawn(move || ring.close())
+        };
+        let getter = {
+            let ring = Arc::clone(&ring);
+            thread::spawn(move || ring.try_get_or_closed(1))
+        };
+        let put = putter.join().unwrap();
+        closer.join().unwrap();
+        let first = getter.join().unwrap();
+        let rest = drain(&ring);
+        match first {
+            // A put that returned true is never left behind a reported close.
+            Err(RingClosed) => assert_eq!(rest, vec![], "put: {put}"),
+            Ok(Some(value)) => assert_eq!((put, value, rest), (true, 7, vec![])),
+            Ok(None) => assert_eq!(rest, if put { vec![7] } else { vec![] }),
+        }
+        assert_eq!(ring.try_get_or_closed(1), Err(RingClosed));
+    });
+}
+
+#[test]
+fn puts_racing_close_are_never_left_behind_a_reported_close() {
+    loom::model(|| {
+        let ring = Arc::new(HeapRing::new(2));
+        let putters: Vec<_> = (0..2)
+            .map(|p| {
+                let ring = Arc::clone(&ring);
+                thread::spawn(move || ring.try_put(10 + p, 100 + p).then_some(100 + p))
+            })
+            .collect();
+        let closer = {
+            let ring = Arc::clone(&ring);
+            thread::spawn(move || ring.close())
+        };
+        let getter = {
+            let ring = Arc::clone(&ring);
+            thread::spawn(move || ring.try_get_or_closed(1))
+        };
+        let put: Vec<u32> = putters
+            .into_iter()
+            .filter_map(|p| p.join().unwrap())
+            .collect();
+        closer.join().unwrap();
+        let first = getter.join().unwrap();
+        let rest = drain(&ring);
+        let mut taken: Vec<u32> = match first {
+            Err(RingClosed) => {
+                assert_eq!(rest, vec![], "put: {put:?}");
+                vec![]
+            }
+            Ok(value) => value.into_iter().chain(rest).collect(),
+        };
+        taken.sort_unstable();
+        assert_eq!(taken, put);
+    });
+}

@@ -139,3 +139,65 @@ fn closed_is_reported_only_after_the_values_put_before_close() {
         assert_eq!(q.get(), Err(GetError::Closed));
     }
 }
+
+/// Putters racing `close`: every put that returned `Ok` is taken by a getter before it sees
+/// `Closed`, and every put after the close fails (or is withdrawn) instead of being
+/// stranded behind the `Closed` a getter reported.
+#[test]
+fn puts_racing_close_are_delivered_or_refused_never_stranded() {
+    let _watchdog = Watchdog::new(WATCHDOG);
+    for round in 0..3_000_u64 {
+        let q = Queue::<u64>::builder()
+            .capacity(4)
+            .create_anonymous()
+            .unwrap();
+        let (mut put, got) = std::thread::scope(|s| {
+            let putters: Vec<_> = (0..2_u64)
+                .map(|p| {
+                    let q = &q;
+                    s.spawn(move || {
+                        let mut put = Vec::new();
+                        for i in 0.. {
+                            let value = p << 32 | i;
+                            match q.put(value) {
+                                Ok(()) => put.push(value),
+                                Err(PutError::Closed(v)) => {
+                                    assert_eq!(v, value);
+                                    return put;
+                                }
+                                Err(e) => panic!("round {round}: {e}"),
+                            }
+                        }
+                        unreachable!()
+                    })
+                })
+                .collect();
+            let getter = s.spawn(|| {
+                let mut got = Vec::new();
+                loop {
+                    match q.get() {
+                        Ok(value) => got.push(value),
+                        Err(GetError::Closed) => return got,
+                        Err(e) => panic!("round {round}: {e}"),
+                    }
+                }
+            });
+            // Close after a round-dependent number of spins, while everyone is busy.
+            for _ in 0..(round * 37) % 2_000 {
+                std::hint::spin_loop();
+            }
+            q.close();
+            let put: Vec<u64> = putters
+                .into_iter()
+                .flat_map(|p| p.join().unwrap())
+                .collect();
+            (put, getter.join().unwrap())
+        });
+        // Nothing left behind the close the getter saw.
+        assert_eq!(q.try_get(), Err(TryGetError::Closed), "round {round}");
+        let mut got = got;
+        put.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, put, "round {round}");
+    }
+}

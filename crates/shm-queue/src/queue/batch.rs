@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 use shm_segment::fault;
 
 use super::{
-    Closed, GetFailure, Publish, Queue, ROLE_CONSUMER, ROLE_PRODUCER, Release, Ring, Until,
+    CloseState, Closed, GetFailure, Publish, Queue, ROLE_CONSUMER, ROLE_PRODUCER, Release, Ring,
+    Until,
 };
 use crate::codec::{decode_from, encode_into, encoded_size};
 use crate::error::{
@@ -54,15 +55,16 @@ impl Ring {
             let distance = tag_distance(tag, *t);
             if distance == 0 && state == STATE_FREE {
                 let claimed = pack_seq(*t, STATE_CLAIMED, pid);
-                // [free] Acquire on success, as above.
+                // [free] Acquire on success, as above. [close] SeqCst: see
+                // `withdraw_if_closed`.
                 if slot
                     .seq
-                    .compare_exchange(seq, claimed, Ordering::Acquire, Ordering::Relaxed)
+                    .compare_exchange(seq, claimed, Ordering::SeqCst, Ordering::Relaxed)
                     .is_ok()
                 {
                     let position = *t;
                     *t += 1;
-                    return Attempt::Done(Ok(position));
+                    return self.withdraw_if_closed(position, pid);
                 }
             } else if distance >= 0 {
                 *t += 1;
@@ -99,8 +101,6 @@ impl Ring {
         let h = self.header();
         let capacity = self.config.capacity;
         *hd = (*hd).max(h.head.load(Ordering::Relaxed));
-        // Set once `closed` was seen: the next empty slot means closed *and* drained.
-        let mut closed_seen = false;
         loop {
             let (slot, _) = self.slot(*hd);
             // [publish] Acquire: pairs with the Release store that publishes a message.
@@ -137,15 +137,12 @@ impl Ring {
                     *freed = true;
                 }
             } else {
-                // Empty; a closed queue is looked at once more, as in `try_claim_get`.
-                if closed_seen {
-                    return Attempt::Done(Err(Closed));
-                }
-                // [closed] Acquire: pairs with the Release store in `close`.
-                if h.closed.load(Ordering::Acquire) == 0 {
-                    return Attempt::Blocked { poll: false };
-                }
-                closed_seen = true;
+                // Empty, unless closed with messages still coming (as in `try_claim_get`).
+                return match self.close_state(*hd, check_owners) {
+                    CloseState::Open => Attempt::Blocked { poll: false },
+                    CloseState::Draining => Attempt::Blocked { poll: true },
+                    CloseState::Drained => Attempt::Done(Err(Closed)),
+                };
             }
         }
     }
