@@ -777,6 +777,12 @@ impl<T: Serialize + DeserializeOwned> SpscQueue<T> {
     /// Closes the queue: blocked calls wake; puts fail with `Closed`; gets drain what is
     /// left, then fail with `Closed`. Sticky.
     ///
+    /// Everything the producer put before `close` (in its own thread, or before whatever
+    /// told the closer to close) is taken before `Closed`. A put racing a close made from
+    /// another handle may return `Ok` and still arrive after the consumer saw `Closed`
+    /// (a next get returns it); unlike [`Queue`](crate::Queue), the single-producer ring
+    /// keeps its put free of the extra `SeqCst` handshake that would rule this out.
+    ///
     /// # Examples
     ///
     /// ```
