@@ -457,8 +457,8 @@ impl Ring {
     /// (`Open`), wait for a message still being written (`Draining`), or report `Closed`
     /// (`Drained`).
     ///
-    /// A closed queue is drained when no position from `hd` on holds a message or a claim
-    /// by a live producer. A put that returned `Ok` claimed its slot before the close in
+    /// A closed queue is drained when no position from `hd` on (in any lap) holds a
+    /// message or a claim by a live producer. A put that returned `Ok` claimed its slot before the close in
     /// the `SeqCst` order (see `withdraw_if_closed`), so the scan, which loads `closed`
     /// first, sees that claim or what followed it. Once a scan found nothing, nothing more
     /// can come (later claims all withdraw), so the verdict is cached for this process.
@@ -471,15 +471,19 @@ impl Ring {
             return CloseState::Open;
         }
         sync::seq_cst_for_loom();
-        // Every position a producer can claim now lies in `hd..hd + capacity`: the slot of
-        // a later one still holds a position from `hd` on, which nobody read yet.
+        // Every slot once, each as the position from `hd` on that it serves. `hd` may be
+        // stale by now (other gets moved on, putters lapped the ring), so a slot may hold
+        // a later lap's claim or message: that counts too. An earlier lap's cannot be
+        // waiting: the head passed it, which it does only past taken positions.
         for position in hd..hd + self.config.capacity {
             let (slot, _) = self.slot(position);
             // [close] SeqCst, as above; [publish] Acquire included.
             let (tag, state, owner) = unpack_seq(slot.seq.load(Ordering::SeqCst));
-            if tag_distance(tag, position) != 0 {
+            let distance = tag_distance(tag, position);
+            if distance < 0 {
                 continue;
             }
+            let position = position + distance as u64;
             let coming = match state {
                 STATE_PUBLISHED => true,
                 STATE_CLAIMED => {

@@ -191,3 +191,37 @@ fn puts_racing_close_are_never_left_behind_a_reported_close() {
         assert_eq!(taken, put);
     });
 }
+
+#[test]
+fn a_getter_lapped_while_it_looked_does_not_miss_a_later_message() {
+    loom::model(|| {
+        let ring = Arc::new(HeapRing::new(1));
+        // This getter may find slot 0 empty, then stall while the others go round the
+        // ring: put 7, take 7, put 8 (the slot then holds a later lap), close.
+        let getter = {
+            let ring = Arc::clone(&ring);
+            thread::spawn(move || ring.try_get_or_closed(20))
+        };
+        let others = {
+            let ring = Arc::clone(&ring);
+            thread::spawn(move || {
+                let mut put = Vec::new();
+                put.extend(ring.try_put(10, 7).then_some(7));
+                let taken = ring.try_get(11);
+                put.extend(ring.try_put(10, 8).then_some(8));
+                ring.close();
+                (put, taken)
+            })
+        };
+        let (put, taken) = others.join().unwrap();
+        let first = getter.join().unwrap();
+        let mut all: Vec<u32> = taken.into_iter().collect();
+        match first {
+            Err(RingClosed) => assert_eq!(drain(&ring), vec![], "put: {put:?}"),
+            Ok(value) => all.extend(value),
+        }
+        all.extend(drain(&ring));
+        all.sort_unstable();
+        assert_eq!(all, put);
+    });
+}

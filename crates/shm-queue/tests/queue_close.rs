@@ -140,15 +140,15 @@ fn closed_is_reported_only_after_the_values_put_before_close() {
     }
 }
 
-/// Putters racing `close`: every put that returned `Ok` is taken by a getter before it sees
-/// `Closed`, and every put after the close fails (or is withdrawn) instead of being
-/// stranded behind the `Closed` a getter reported.
+/// Putters racing `close`: every put that returned `Ok` is taken by one of the getters
+/// before both see `Closed`, and every put after the close fails (or is withdrawn) instead
+/// of being stranded behind the `Closed` a getter reported.
 #[test]
 fn puts_racing_close_are_delivered_or_refused_never_stranded() {
     let _watchdog = Watchdog::new(WATCHDOG);
     for round in 0..3_000_u64 {
         let q = Queue::<u64>::builder()
-            .capacity(4)
+            .capacity(2)
             .create_anonymous()
             .unwrap();
         let (mut put, got) = std::thread::scope(|s| {
@@ -172,16 +172,21 @@ fn puts_racing_close_are_delivered_or_refused_never_stranded() {
                     })
                 })
                 .collect();
-            let getter = s.spawn(|| {
-                let mut got = Vec::new();
-                loop {
-                    match q.get() {
-                        Ok(value) => got.push(value),
-                        Err(GetError::Closed) => return got,
-                        Err(e) => panic!("round {round}: {e}"),
-                    }
-                }
-            });
+            // Two getters: one may be lapped while it looks at an empty slot.
+            let getters: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut got = Vec::new();
+                        loop {
+                            match q.get() {
+                                Ok(value) => got.push(value),
+                                Err(GetError::Closed) => return got,
+                                Err(e) => panic!("round {round}: {e}"),
+                            }
+                        }
+                    })
+                })
+                .collect();
             // Close after a round-dependent number of spins, while everyone is busy.
             for _ in 0..(round * 37) % 2_000 {
                 std::hint::spin_loop();
@@ -191,7 +196,11 @@ fn puts_racing_close_are_delivered_or_refused_never_stranded() {
                 .into_iter()
                 .flat_map(|p| p.join().unwrap())
                 .collect();
-            (put, getter.join().unwrap())
+            let got: Vec<u64> = getters
+                .into_iter()
+                .flat_map(|g| g.join().unwrap())
+                .collect();
+            (put, got)
         });
         // Nothing left behind the close the getter saw.
         assert_eq!(q.try_get(), Err(TryGetError::Closed), "round {round}");
