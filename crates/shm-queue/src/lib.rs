@@ -189,7 +189,7 @@ pub use error::{
 };
 pub use joinable_queue::{JoinableQueue, JoinableQueueBuilder};
 pub use pipe::{Connection, DEFAULT_PIPE_BUFFER, DEFAULT_PIPE_MAX_MESSAGE, Pipe, PipeBuilder};
-pub use queue::{DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE, Queue, QueueBuilder, Waiting};
+pub use queue::{DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE, Positions, Queue, QueueBuilder, Waiting};
 pub use simple_queue::{DEFAULT_SIMPLE_CAPACITY, SimpleQueue, SimpleQueueBuilder};
 pub use spsc::{Consumer, DEFAULT_SPSC_CAPACITY, Producer, SpscBuilder, SpscQueue};
 pub use wait::DEFAULT_SPIN_LIMIT;

@@ -559,6 +559,24 @@ impl Ring {
     }
 }
 
+/// How far puts and gets have gone round a [`Queue`]'s ring: see [`Queue::positions`].
+///
+/// # Examples
+///
+/// ```
+/// let q = shm_queue::Queue::<u8>::new()?;
+/// q.put(7)?;
+/// assert_eq!(q.positions(), shm_queue::Positions { put: 1, get: 0 });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Positions {
+    /// Every put that has finished claiming its slot claimed a position below this one.
+    pub put: u64,
+    /// Every position below this one was taken by a get (or skipped: a dead producer's).
+    pub get: u64,
+}
+
 /// The queue was closed.
 struct Closed;
 
@@ -1060,6 +1078,37 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             let payload = unsafe { std::slice::from_raw_parts(payload, len as usize) };
             return Ok(read(payload, slot.codec.load(Ordering::Relaxed)));
         }
+    }
+
+    /// How far puts and gets have gone round the ring since the queue was created; a
+    /// snapshot that other processes may change at once.
+    ///
+    /// Every put that has finished claiming its slot claimed a position below `put`, and
+    /// every position below `get` was taken (by a get, or skipped as the slot of a dead
+    /// producer). So once `get` reaches a `put` read earlier, everything put before that
+    /// read was taken: a way to wait for one producer's messages to be drained without
+    /// waiting for the queue to be empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shm_queue::Queue::<u8>::new()?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// let mark = q.positions().put;
+    /// assert_eq!(mark, 2);
+    /// q.get()?;
+    /// assert!(q.positions().get < mark);
+    /// q.get()?;
+    /// assert!(q.positions().get >= mark);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn positions(&self) -> Positions {
+        let h = self.inner.header();
+        // Relaxed: hints, read in this order so that `get <= put` in a quiet queue.
+        let get = h.head.load(Ordering::Relaxed);
+        let put = h.tail.load(Ordering::Relaxed);
+        Positions { put, get }
     }
 
     /// Messages in the queue, counting those being written or read right now; a snapshot

@@ -85,3 +85,34 @@ fn dead_producer_slot_is_skipped() {
         assert_eq!(q.try_get(), Ok((1, seq)));
     }
 }
+
+/// `positions`: a mark taken after a put is passed by `get` only once everything below it
+/// was taken; a live producer's claimed slot in front holds it back, a dead one's does not.
+#[test]
+fn positions_pass_a_mark_only_when_everything_below_it_was_taken() {
+    let _watchdog = Watchdog::new(WATCHDOG);
+    let q = Queue::<(u32, u64)>::builder()
+        .capacity(CAPACITY)
+        .max_message_size(32)
+        .create_anonymous()
+        .unwrap();
+    let mut victim = child_builder(&test_name!(), "victim")
+        .park_at(POINT)
+        .env(QUEUE_ENV, share(&q))
+        .spawn(|| {
+            let q: Queue<(u32, u64)> = from_env(QUEUE_ENV);
+            q.put((99, 0)).unwrap();
+            unreachable!("the fault point parks the process");
+        });
+    victim.wait_parked(POINT, WAIT).unwrap();
+    q.put((0, 1)).unwrap();
+    let mark = q.positions().put;
+    assert_eq!(mark, 2, "the victim's claim and our put");
+    // Our message sits behind a slot a live producer is still writing.
+    assert_eq!(q.try_get(), Err(TryGetError::Empty));
+    assert!(q.positions().get < mark);
+    victim.kill();
+    victim.wait_timeout(WAIT).unwrap();
+    assert_eq!(q.try_get(), Ok((0, 1)));
+    assert_eq!(q.positions(), shm_queue::Positions { put: 2, get: 2 });
+}

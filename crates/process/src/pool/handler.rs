@@ -108,10 +108,17 @@ fn supervise(shared: &Shared, state: &mut State) {
         // Results it sent before ending are in the queue already: take them first. One
         // may sit behind a slot that a live worker claimed and is still writing, where no
         // get reaches it yet; judging now would run its task again (or fail a task that
-        // finished), so the verdict waits for a round in which the queue is drained. Slots
-        // claimed by dead workers do not hold it up: gets skip them.
+        // finished). Everything it sent lies below the put position read now that it is
+        // gone, so the verdict waits for a round in which gets have passed that mark
+        // (slots claimed by dead workers do not hold it up: gets skip them). Other
+        // workers' results arriving meanwhile do not delay it.
+        let mark = shared.results.positions().put;
         take_results(shared, state);
-        if !shared.results.is_empty() {
+        let Some(worker) = state.workers[index].as_mut() else {
+            continue;
+        };
+        let mark = *worker.results_mark.get_or_insert(mark);
+        if shared.results.positions().get < mark {
             continue;
         }
         let Some(mut worker) = state.workers[index].take() else {

@@ -323,6 +323,9 @@ struct WorkerSlot {
     assigned: VecDeque<u64>,
     /// Whether it ever took a task (reported one, or died running one).
     took_task: bool,
+    /// Once it was found ended: the results queue's put position then. Every result it
+    /// sent lies below it; its tasks are judged once gets have passed it.
+    results_mark: Option<u64>,
 }
 
 impl Pool {
@@ -1027,6 +1030,7 @@ impl Shared {
             tasks,
             assigned: VecDeque::new(),
             took_task: false,
+            results_mark: None,
         })
     }
 }
