@@ -18,6 +18,16 @@ fn drain(ring: &HeapRing) -> Vec<u32> {
     std::iter::from_fn(|| ring.try_get(1)).collect()
 }
 
+/// Runs `actor` on `ring` in a thread of its own. Every actor of a model gets one: loom
+/// explored a single execution of a model whose main thread raced a spawned one.
+fn spawn_on<R: 'static>(
+    ring: &Arc<HeapRing>,
+    actor: impl FnOnce(&HeapRing) -> R + 'static,
+) -> thread::JoinHandle<R> {
+    let ring = Arc::clone(ring);
+    thread::spawn(move || actor(&ring))
+}
+
 #[test]
 fn two_producers_and_a_consumer_on_one_slot() {
     loom::model(|| {
@@ -101,17 +111,11 @@ fn close_stops_puts_but_not_draining_gets() {
 fn closed_is_reported_only_after_what_was_put_before_close() {
     loom::model(|| {
         let ring = Arc::new(HeapRing::new(2));
-        let putter = {
-            let ring = Arc::clone(&ring);
-            thread::spawn(move || {
-                assert!(ring.try_put(10, 7));
-                ring.close();
-            })
-        };
-        let getter = {
-            let ring = Arc::clone(&ring);
-            thread::spawn(move || ring.try_get_or_closed(1))
-        };
+        let putter = spawn_on(&ring, |ring| {
+            assert!(ring.try_put(10, 7));
+            ring.close();
+        });
+        let getter = spawn_on(&ring, |ring| ring.try_get_or_closed(1));
         putter.join().unwrap();
         let first = getter.join().unwrap();
         let rest = drain(&ring);
@@ -129,18 +133,9 @@ fn closed_is_reported_only_after_what_was_put_before_close() {
 fn a_put_racing_close_is_either_refused_or_delivered_before_closed() {
     loom::model(|| {
         let ring = Arc::new(HeapRing::new(2));
-        let putter = {
-            let ring = Arc::clone(&ring);
-            thread::spawn(move || ring.try_put(10, 7))
-        };
-        let closer = {
-            let ring = Arc::clone(&ring);
-            thread::spawn(move || ring.close())
-        };
-        let getter = {
-            let ring = Arc::clone(&ring);
-            thread::spawn(move || ring.try_get_or_closed(1))
-        };
+        let putter = spawn_on(&ring, |ring| ring.try_put(10, 7));
+        let closer = spawn_on(&ring, |ring| ring.close());
+        let getter = spawn_on(&ring, |ring| ring.try_get_or_closed(1));
         let put = putter.join().unwrap();
         closer.join().unwrap();
         let first = getter.join().unwrap();
@@ -161,18 +156,13 @@ fn puts_racing_close_are_never_left_behind_a_reported_close() {
         let ring = Arc::new(HeapRing::new(2));
         let putters: Vec<_> = (0..2)
             .map(|p| {
-                let ring = Arc::clone(&ring);
-                thread::spawn(move || ring.try_put(10 + p, 100 + p).then_some(100 + p))
+                spawn_on(&ring, move |ring| {
+                    ring.try_put(10 + p, 100 + p).then_some(100 + p)
+                })
             })
             .collect();
-        let closer = {
-            let ring = Arc::clone(&ring);
-            thread::spawn(move || ring.close())
-        };
-        let getter = {
-            let ring = Arc::clone(&ring);
-            thread::spawn(move || ring.try_get_or_closed(1))
-        };
+        let closer = spawn_on(&ring, |ring| ring.close());
+        let getter = spawn_on(&ring, |ring| ring.try_get_or_closed(1));
         let put: Vec<u32> = putters
             .into_iter()
             .filter_map(|p| p.join().unwrap())
@@ -198,21 +188,15 @@ fn a_getter_lapped_while_it_looked_does_not_miss_a_later_message() {
         let ring = Arc::new(HeapRing::new(1));
         // This getter may find slot 0 empty, then stall while the others go round the
         // ring: put 7, take 7, put 8 (the slot then holds a later lap), close.
-        let getter = {
-            let ring = Arc::clone(&ring);
-            thread::spawn(move || ring.try_get_or_closed(20))
-        };
-        let others = {
-            let ring = Arc::clone(&ring);
-            thread::spawn(move || {
-                let mut put = Vec::new();
-                put.extend(ring.try_put(10, 7).then_some(7));
-                let taken = ring.try_get(11);
-                put.extend(ring.try_put(10, 8).then_some(8));
-                ring.close();
-                (put, taken)
-            })
-        };
+        let getter = spawn_on(&ring, |ring| ring.try_get_or_closed(20));
+        let others = spawn_on(&ring, |ring| {
+            let mut put = Vec::new();
+            put.extend(ring.try_put(10, 7).then_some(7));
+            let taken = ring.try_get(11);
+            put.extend(ring.try_put(10, 8).then_some(8));
+            ring.close();
+            (put, taken)
+        });
         let (put, taken) = others.join().unwrap();
         let first = getter.join().unwrap();
         let mut all: Vec<u32> = taken.into_iter().collect();
