@@ -313,6 +313,14 @@ impl std::ops::Deref for Inner {
 }
 
 impl Ring {
+    fn new(header: NonNull<QueueHeader>, config: Config) -> Self {
+        Ring {
+            header,
+            config,
+            drained: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     fn header(&self) -> &QueueHeader {
         // SAFETY: validated at open/create: the header lies in the mapping, aligned, and
         // holds only atomics.
@@ -458,10 +466,11 @@ impl Ring {
     /// (`Drained`).
     ///
     /// A closed queue is drained when no position from `hd` on (in any lap) holds a
-    /// message or a claim by a live producer. A put that returned `Ok` claimed its slot before the close in
-    /// the `SeqCst` order (see `withdraw_if_closed`), so the scan, which loads `closed`
-    /// first, sees that claim or what followed it. Once a scan found nothing, nothing more
-    /// can come (later claims all withdraw), so the verdict is cached for this process.
+    /// message or a claim by a live producer. A put that returned `Ok` claimed its slot
+    /// before the close in the `SeqCst` order (see `withdraw_if_closed`), so the scan,
+    /// which loads `closed` first, sees that claim or what followed it. Once a scan found
+    /// nothing, nothing more can come (later claims all withdraw), so the verdict is
+    /// cached for this process.
     fn close_state(&self, hd: u64, check_owners: bool) -> CloseState {
         if self.drained.load(std::sync::atomic::Ordering::Relaxed) {
             return CloseState::Drained;
@@ -783,11 +792,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let header = segment.data().cast::<QueueHeader>();
         Queue {
             inner: Arc::new(Inner {
-                ring: Ring {
-                    header,
-                    config,
-                    drained: std::sync::atomic::AtomicBool::new(false),
-                },
+                ring: Ring::new(header, config),
                 segment,
             }),
             spin,
@@ -1443,11 +1448,7 @@ pub mod loom_model {
                 stride,
             };
             HeapRing {
-                ring: Ring {
-                    header,
-                    config,
-                    drained: std::sync::atomic::AtomicBool::new(false),
-                },
+                ring: Ring::new(header, config),
                 layout,
             }
         }
@@ -1478,8 +1479,8 @@ pub mod loom_model {
         }
 
         /// One `try_get` as process `pid` that tells closed from empty: `Ok(Some(value))`,
-        /// `Ok(None)` when the ring is empty (or blocked), `Err(Closed)` when it is closed
-        /// and drained.
+        /// `Ok(None)` when the ring is empty (or blocked), `Err(RingClosed)` when it is
+        /// closed and drained.
         pub fn try_get_or_closed(&self, pid: u32) -> Result<Option<u32>, RingClosed> {
             loop {
                 let position = match self.ring.try_claim_get(pid, false) {
